@@ -1,0 +1,8 @@
+"""Bractivate: evolutionary search of UNet dendritic skip connections (ICLR 2021 workshop paper).
+
+The package is split the way the method is: :mod:`bractivate.genome` describes an architecture,
+:mod:`bractivate.model` builds it, :mod:`bractivate.train` trains and scores it,
+:mod:`bractivate.search` runs the evolutionary loop, :mod:`bractivate.data` prepares data sets.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,118 @@
+"""The ``bractivate`` command: the same functions the workflow's scripts call.
+
+    bractivate search DATA.h5 OUTDIR [--settings FILE.yaml] [--set key=value ...]
+    bractivate show GENOME.json [--input-size 128]
+    bractivate preprocess --format FORMAT INPUT_DIR OUTPUT.h5
+    bractivate predict MODEL.keras INPUT_DIR OUTPUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def _settings(path: str | None, overrides: list[str]):
+    from bractivate.train import SearchSettings
+
+    data = {}
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of search settings")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        data[key] = yaml.safe_load(value)
+    return SearchSettings.from_dict(data)
+
+
+def search_command(args) -> int:
+    from bractivate.io import load_dataset
+    from bractivate.pipeline import run_search_job
+
+    settings = _settings(args.settings, args.set)
+    data = load_dataset(args.data)
+    out = Path(args.outdir)
+    run_search_job(data, settings, out / "best_genome.json", out / "history.tsv",
+                   Path(args.state) if args.state else out / "search_state.json")
+    return 0
+
+
+def show_command(args) -> int:
+    from bractivate.genome import Genome
+    from bractivate.pipeline import describe_genome
+
+    print(describe_genome(Genome.load(args.genome), (args.input_size, args.input_size, 1)))
+    return 0
+
+
+def preprocess_command(args) -> int:
+    from bractivate.data import preprocess_cli
+
+    preprocess_cli(args.format, args.input_dir, args.output, image_size=args.image_size,
+                   seed=args.seed, split={"train": args.split[0], "val": args.split[1], "test": args.split[2]})
+    return 0
+
+
+def predict_command(args) -> int:
+    from bractivate.predict import predict_folder
+
+    written = predict_folder(args.model, args.input_dir, args.output_dir, threshold=args.threshold)
+    print(f"wrote {len(written)} masks to {args.output_dir}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="bractivate", description=__doc__.split("\n")[0])
+    sub = main.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("search", help="run or resume a search on a preprocessed HDF5 data set")
+    p.add_argument("data", help="preprocessed HDF5 file")
+    p.add_argument("outdir", help="folder for best_genome.json and history.tsv")
+    p.add_argument("--settings", help="YAML file of search settings (the config's `search` keys)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one search setting, e.g. --set evaluations=6")
+    p.add_argument("--state", help="resumable state file (default OUTDIR/search_state.json)")
+    p.set_defaults(func=search_command)
+
+    p = sub.add_parser("show", help="print a genome as a table of blocks")
+    p.add_argument("genome", help="genome JSON (best_genome.json works too)")
+    p.add_argument("--input-size", type=int, default=128)
+    p.set_defaults(func=show_command)
+
+    p = sub.add_parser("preprocess", help="read a raw data set folder and write the 128x128 HDF5")
+    p.add_argument("--format", required=True, help="montgomery, lucchi_em, dsb2018 or pairs")
+    p.add_argument("input_dir")
+    p.add_argument("output")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", type=float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"))
+    p.set_defaults(func=preprocess_command)
+
+    p = sub.add_parser("predict", help="segment a folder of images with a trained model")
+    p.add_argument("model", help="model.keras from train_best")
+    p.add_argument("input_dir")
+    p.add_argument("output_dir")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.set_defaults(func=predict_command)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"bractivate {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The genome: a UNet of ``depth`` encoder blocks, a bottleneck, mirrored decoder blocks, and
+dendritic skip connections between them (SPEC §3).
+
+A genome is a plain value. It validates itself on construction, round-trips through canonical
+JSON and has a stable hash of that canonical form, so the same architecture is recognised
+however it was reached. It knows nothing of Keras: :mod:`bractivate.model` builds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+OPS = ("concat", "add")
+
+
+def block_names(depth: int) -> list[str]:
+    """Blocks in topological order: ``enc0 … enc{D-1}, mid, dec{D-1} … dec0``."""
+    return [f"enc{i}" for i in range(depth)] + ["mid"] + [f"dec{i}" for i in reversed(range(depth))]
+
+
+def predecessor(block: str, depth: int) -> str | None:
+    """The block that feeds ``block`` through the main path (``None`` for ``enc0``)."""
+    names = block_names(depth)
+    position = names.index(block)
+    return names[position - 1] if position > 0 else None
+
+
+def block_widths(depth: int, filters: int) -> dict[str, int]:
+    """Filters per block: encoder i has round(n · 1.5^i); the bottleneck continues the series;
+    decoder i mirrors encoder i (SPEC §3)."""
+    widths = {f"enc{i}": max(1, round(filters * 1.5**i)) for i in range(depth)}
+    widths["mid"] = max(1, round(filters * 1.5**depth))
+    widths.update({f"dec{i}": widths[f"enc{i}"] for i in range(depth)})
+    return widths
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """A dendritic skip connection from an earlier block ``src`` into block ``dst``."""
+
+    src: str
+    dst: str
+    op: str
+
+    def to_dict(self) -> dict:
+        return {"src": self.src, "dst": self.dst, "op": self.op}
+
+
+@dataclass(frozen=True)
+class Genome:
+    """Depth, base filters and dendritic edges of one architecture (SPEC §3).
+
+    Edges are kept in canonical order (by receiving block, then source block, in topological
+    order); that order is also the order in which a block merges its incoming tensors.
+    """
+
+    depth: int
+    filters: int
+    edges: tuple[Edge, ...] = ()
+
+    def __post_init__(self) -> None:
+        for key in ("depth", "filters"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"genome {key} must be an integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"genome {key} must be >= 1, got {value}")
+        object.__setattr__(self, "depth", int(self.depth))
+        object.__setattr__(self, "filters", int(self.filters))
+        edges = tuple(e if isinstance(e, Edge) else _edge_from_any(e) for e in self.edges)
+        order = {name: i for i, name in enumerate(self.blocks)}
+        seen: set[tuple[str, str]] = set()
+        for edge in edges:
+            for end in (edge.src, edge.dst):
+                if end not in order:
+                    raise ValueError(
+                        f"edge {edge.src}->{edge.dst}: unknown block {end!r} "
+                        f"(depth {self.depth} has blocks {', '.join(self.blocks)})"
+                    )
+            if edge.op not in OPS:
+                raise ValueError(f"edge {edge.src}->{edge.dst}: op {edge.op!r} not in {OPS}")
+            if order[edge.src] >= order[edge.dst]:
+                kind = "to itself" if edge.src == edge.dst else "backwards"
+                raise ValueError(f"edge {edge.src}->{edge.dst} goes {kind}; edges must go forwards")
+            if edge.src == predecessor(edge.dst, self.depth):
+                raise ValueError(
+                    f"edge {edge.src}->{edge.dst}: {edge.src} already feeds {edge.dst} "
+                    "through the main path"
+                )
+            if (edge.src, edge.dst) in seen:
+                raise ValueError(f"duplicate edge {edge.src}->{edge.dst}")
+            seen.add((edge.src, edge.dst))
+        edges = tuple(sorted(edges, key=lambda e: (order[e.dst], order[e.src])))
+        object.__setattr__(self, "edges", edges)
+
+    @cached_property
+    def blocks(self) -> list[str]:
+        return block_names(self.depth)
+
+    @cached_property
+    def widths(self) -> dict[str, int]:
+        return block_widths(self.depth, self.filters)
+
+    def incoming(self, block: str) -> list[Edge]:
+        """Dendritic edges into ``block`` in merge order."""
+        return [e for e in self.edges if e.dst == block]
+
+    def eligible_sources(self, block: str) -> list[str]:
+        """Earlier blocks that may still grow a new edge into ``block``."""
+        position = self.blocks.index(block)
+        taken = {e.src for e in self.incoming(block)} | {predecessor(block, self.depth)}
+        return [b for b in self.blocks[:position] if b not in taken]
+
+    def with_edges(self, edges) -> "Genome":
+        return Genome(self.depth, self.filters, tuple(edges))
+
+    def to_dict(self) -> dict:
+        return {"depth": self.depth, "filters": self.filters, "edges": [e.to_dict() for e in self.edges]}
+
+    def to_json(self, indent: int | None = None) -> str:
+        """Canonical JSON: sorted keys, canonical edge order."""
+        separators = (",", ":") if indent is None else None
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, separators=separators)
+
+    @cached_property
+    def hash(self) -> str:
+        """Stable 16-hex-digit SHA-256 prefix of the canonical JSON."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "genome") -> "Genome":
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object with depth, filters, edges")
+        unknown = set(data) - {"depth", "filters", "edges"}
+        missing = {"depth", "filters"} - set(data)
+        if unknown or missing:
+            raise ValueError(
+                f"{where}: keys must be depth, filters, edges"
+                + (f"; unknown {sorted(unknown)}" if unknown else "")
+                + (f"; missing {sorted(missing)}" if missing else "")
+            )
+        try:
+            return cls(data["depth"], data["filters"], tuple(data.get("edges", [])))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from err
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "genome") -> "Genome":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err})") from err
+        return cls.from_dict(data, where)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Genome":
+        """Read a genome JSON file; a file that also holds a search result keeps it under ``genome``."""
+        from bractivate.io import read_json
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: genome file not found")
+        data = read_json(path)
+        return cls.from_dict(data.get("genome", data) if isinstance(data, dict) else data, str(path))
+
+
+def _edge_from_any(item) -> Edge:
+    if isinstance(item, dict):
+        unknown = set(item) - {"src", "dst", "op"}
+        if unknown or not {"src", "dst", "op"} <= set(item):
+            raise ValueError(f"edge {item!r}: expected keys src, dst, op")
+        return Edge(str(item["src"]), str(item["dst"]), str(item["op"]))
+    if isinstance(item, (list, tuple)) and len(item) == 3:
+        return Edge(*(str(x) for x in item))
+    raise ValueError(f"edge {item!r}: expected {{src, dst, op}} or [src, dst, op]")
+
+
+def unet_skip_edges(depth: int) -> list[Edge]:
+    """The same-scale UNet skips ``enc_i -> dec_i`` (concat)."""
+    return [Edge(f"enc{i}", f"dec{i}", "concat") for i in range(depth)]
+
+
+def random_genome(
+    rng: np.random.Generator,
+    depth_range: tuple[int, int] = (2, 5),
+    filter_range: tuple[int, int] = (8, 32),
+    max_in_edges: int = 2,
+    unet_skips: bool = True,
+) -> Genome:
+    """Sample a genome: depth and filters uniform in their inclusive ranges, every block given
+    0..``max_in_edges`` random dendrites (on top of the UNet skips when ``unet_skips``)."""
+    lo, hi = depth_range
+    if not 1 <= lo <= hi:
+        raise ValueError(f"depth_range must satisfy 1 <= low <= high, got {list(depth_range)}")
+    flo, fhi = filter_range
+    if not 1 <= flo <= fhi:
+        raise ValueError(f"filter_range must satisfy 1 <= low <= high, got {list(filter_range)}")
+    depth = int(rng.integers(lo, hi + 1))
+    genome = Genome(depth, int(rng.integers(flo, fhi + 1)), tuple(unet_skip_edges(depth)) if unet_skips else ())
+    edges = list(genome.edges)
+    for block in genome.blocks:
+        sources = genome.with_edges(edges).eligible_sources(block)
+        count = min(int(rng.integers(0, max_in_edges + 1)), len(sources))
+        for src in rng.choice(sources, size=count, replace=False) if count else []:
+            edges.append(Edge(str(src), block, str(rng.choice(OPS))))
+    return genome.with_edges(edges)

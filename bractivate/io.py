@@ -1,0 +1,158 @@
+"""Atomic file writes and the one reader/writer of the preprocessed HDF5 data sets (SPEC §2).
+
+Every file the pipeline produces is written to a temporary name in the same folder and renamed
+into place, so a killed job never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+DATASET_FORMAT_VERSION = 1
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    ``suffix`` defaults to the suffix of ``path`` so writers that dispatch on the file extension
+    (``model.save("x.keras")``) still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{suffix if suffix is not None else path.suffix}",
+        dir=path.parent,
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    """Read a JSON file, naming the file in the error when it does not parse."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def write_table(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as a tab-separated table atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
+
+
+@dataclass
+class Dataset:
+    """A preprocessed data set: images in [0, 1], binary masks and a fixed split."""
+
+    images: np.ndarray  # (N, S, S, 1) float32 in [0, 1]
+    masks: np.ndarray  # (N, S, S, 1) uint8 in {0, 1}
+    splits: dict[str, np.ndarray]  # split name -> sorted int64 indices into images
+    names: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.shape != self.masks.shape:
+            raise ValueError(
+                f"images {self.images.shape} and masks {self.masks.shape} differ in shape"
+            )
+        if self.images.ndim != 4 or self.images.shape[-1] != 1:
+            raise ValueError(f"images must be (N, H, W, 1), got {self.images.shape}")
+        missing = [s for s in SPLITS if s not in self.splits]
+        if missing:
+            raise ValueError(f"split(s) {missing} missing; expected {list(SPLITS)}")
+        seen: set[int] = set()
+        for name in SPLITS:
+            idx = self.splits[name]
+            if idx.size and (idx.min() < 0 or idx.max() >= len(self.images)):
+                raise ValueError(f"split {name!r} has indices outside [0, {len(self.images)})")
+            overlap = seen.intersection(idx.tolist())
+            if overlap:
+                raise ValueError(f"split {name!r} shares {len(overlap)} samples with another split")
+            seen.update(idx.tolist())
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, masks) of one split, masks as float32 for training."""
+        idx = self.splits[name]
+        return self.images[idx], self.masks[idx].astype("float32")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+
+def write_dataset(path: str | os.PathLike, dataset: Dataset) -> None:
+    """Write ``dataset`` to an HDF5 file atomically (layout of SPEC §2)."""
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("images", data=dataset.images.astype("float32"), compression="gzip")
+            h5.create_dataset("masks", data=dataset.masks.astype("uint8"), compression="gzip")
+            for name in SPLITS:
+                h5.create_dataset(f"split/{name}", data=np.asarray(dataset.splits[name], "int64"))
+            h5.create_dataset("names", data=np.array(dataset.names, dtype=h5py.string_dtype()))
+            for key, value in dataset.attrs.items():
+                h5.attrs[key] = value
+            h5.attrs["version"] = DATASET_FORMAT_VERSION
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Read a preprocessed HDF5 data set, checking its layout and value ranges."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: data set file not found")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
+    with h5:
+        for key in ("images", "masks", *(f"split/{s}" for s in SPLITS)):
+            if key not in h5:
+                raise ValueError(f"{path}: HDF5 key {key!r} missing (expected images, masks, split/*)")
+        images = h5["images"][...]
+        masks = h5["masks"][...]
+        splits = {s: h5[f"split/{s}"][...].astype("int64") for s in SPLITS}
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5["names"][...]] if "names" in h5 else []
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
+    if images.dtype != np.float32 or images.min() < 0 or images.max() > 1:
+        raise ValueError(f"{path}: images must be float32 in [0, 1]")
+    if masks.dtype != np.uint8 or not np.isin(masks, (0, 1)).all():
+        raise ValueError(f"{path}: masks must be uint8 in {{0, 1}}")
+    try:
+        return Dataset(images, masks, splits, names, attrs)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err

@@ -1,0 +1,96 @@
+"""Stage-level jobs shared by the command line and the workflow's scripts: each reads inputs,
+calls the package and writes its outputs atomically."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from bractivate.genome import Genome
+from bractivate.io import Dataset, atomic_path, write_json, write_table
+from bractivate.model import block_sizes, build_model, count_params
+from bractivate.search import run_search
+from bractivate.train import SearchSettings, fit, seed_everything, split_metrics
+
+log = logging.getLogger(__name__)
+
+
+def _progress(total: int):
+    def report(row: dict) -> None:
+        log.info(
+            "evaluation %d/%d %s (%s) depth=%d filters=%d params=%d epochs=%d val_dice=%.3f "
+            "score=%.4g %s%s", row["evaluation"] + 1, total, row["genome_hash"], row["origin"],
+            row["genome"]["depth"], row["genome"]["filters"], row["params"], row["epochs"],
+            row["val_dice"], row["score"], row["outcome"], f" ({row['error']})" if row["error"] else "",
+        )
+    return report
+
+
+def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_path, state_path,
+                   provenance: dict | None = None) -> tuple[Genome, dict]:
+    """Run or resume a search; write ``best_genome.json`` (genome, its row, settings)."""
+    genome, row = run_search(data, settings, state_path, history_path,
+                             on_evaluation=_progress(settings.evaluations))
+    summary = {k: v for k, v in row.items() if k != "genome"}
+    write_json(best_path, {"genome": genome.to_dict(), "result": summary,
+                           "settings": settings.to_dict(), **(provenance or {})})
+    log.info("best genome %s: score %.4g, val Dice %.3f", genome.hash, row["score"], row["val_dice"])
+    return genome, row
+
+
+def describe_genome(genome: Genome, input_shape=(128, 128, 1)) -> str:
+    """A genome as a table: block, feature-map size, width, incoming dendrites; and P."""
+    sizes = block_sizes(genome, input_shape)
+    lines = [f"genome {genome.hash}: depth {genome.depth}, filters {genome.filters}",
+             f"{'block':<6} {'size':>9} {'width':>6}  incoming edges"]
+    for block in genome.blocks:
+        h, w = sizes[block]
+        incoming = ", ".join(f"{e.src} ({e.op})" for e in genome.incoming(block)) or "-"
+        lines.append(f"{block:<6} {f'{h}x{w}':>9} {genome.widths[block]:>6}  {incoming}")
+    lines.append(f"trainable parameters: {count_params(build_model(genome, input_shape)):,}")
+    return "\n".join(lines)
+
+
+def save_model(model, path) -> None:
+    """Save a ``.keras`` file atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
+               patience: int | None, min_delta: float, model_path, metrics_path, history_path,
+               provenance: dict) -> dict:
+    """Full training of one model (SPEC §9): best validation weights kept, Dice on the test
+    split; writes the model, its metrics and its per-epoch history."""
+    run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+              patience=patience, min_delta=min_delta)
+    if not run.finite:
+        raise RuntimeError(f"training of {provenance} produced a non-finite loss")
+    test = split_metrics(model, data, "test", batch_size)
+    val = split_metrics(model, data, "val", batch_size)
+    metrics = {**provenance, "test_dice": test["dice"], "test_bcl": test["bcl"],
+               "val_dice": val["dice"], "val_bcl": val["bcl"], "params": count_params(model),
+               "epochs": run.epochs, "best_epoch": run.best_epoch + 1,
+               "seconds_per_epoch": run.seconds_per_epoch,
+               "n_test": int(len(data.splits["test"]))}
+    history = pd.DataFrame({"epoch": range(1, run.epochs + 1), **run.history})
+    save_model(model, model_path)
+    write_table(history_path, history)
+    write_json(metrics_path, metrics)
+    log.info("test Dice %.4f (%d params, %d epochs)", metrics["test_dice"], metrics["params"], run.epochs)
+    return metrics
+
+
+def train_genome_job(genome: Genome, data: Dataset, *, epochs: int, batch_size: int,
+                     learning_rate: float, patience: int | None, min_delta: float, seed: int,
+                     model_path, metrics_path, history_path, provenance: dict) -> dict:
+    """Build ``genome`` and train it in full."""
+    seed_everything(seed)
+    model = build_model(genome, data.input_shape)
+    return train_full(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                      patience=patience, min_delta=min_delta, model_path=model_path,
+                      metrics_path=metrics_path, history_path=history_path,
+                      provenance={**provenance, "genome_hash": genome.hash, "seed": seed})
+

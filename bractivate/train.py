@@ -1,0 +1,210 @@
+"""Train and score one genome (SPEC §7, §8) and train a model in full (SPEC §9).
+
+:func:`fit` is the one training protocol of the project: Adam, binary cross-entropy, early
+stopping on the validation loss with the best weights restored. The search, the full training,
+the ablation's retraining and the baselines all go through it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import keras
+import numpy as np
+
+from bractivate.activity import MODES as ACTIVITY_MODES, block_activity
+from bractivate.genome import Genome
+from bractivate.io import Dataset
+from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
+from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice, search_score
+
+WORST_SCORE = math.inf
+MUTATIONS = ("dendritic", "random")
+
+
+def seed_everything(seed: int) -> None:
+    """The one place that seeds Python, NumPy and the Keras backend."""
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    keras.utils.set_random_seed(int(seed) % 2**31)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a search needs besides its data; defaults are the paper's (SPEC §8, §9)."""
+
+    population: int = 20
+    evaluations: int = 40
+    epochs: int = 50
+    patience: int = 10
+    min_delta: float = 0.05
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    loss: str = "els"
+    time_measure: str = "wallclock"
+    activity: str = "activation"
+    depth_range: tuple[int, int] = (2, 5)
+    filter_range: tuple[int, int] = (8, 32)
+    max_in_edges: int = 2
+    unet_skips: bool = True
+    max_new_edges: int = 2
+    mutation: str = "dendritic"
+    min_size: int = MIN_SIZE
+    reevaluate: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("population", "evaluations", "epochs", "batch_size", "max_new_edges", "min_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"search.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("patience", "max_in_edges"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"search.{key} must be >= 0, got {getattr(self, key)}")
+        if self.min_delta < 0 or self.learning_rate <= 0:
+            raise ValueError("search.min_delta must be >= 0 and search.learning_rate > 0")
+        for key, allowed in (("loss", LOSSES), ("time_measure", TIME_MEASURES),
+                             ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"search.{key} = {getattr(self, key)!r}; expected one of {allowed}")
+        for key in ("depth_range", "filter_range"):
+            lo, hi = getattr(self, key)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"search.{key} = {[lo, hi]}; expected 1 <= low <= high")
+            object.__setattr__(self, key, (int(lo), int(hi)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown search setting(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class _EarlyStoppingBest(keras.callbacks.Callback):
+    """Early stopping on ``val_loss`` that also times epochs.
+
+    Training stops after ``patience`` epochs without an improvement of more than ``min_delta``
+    over the reference loss; the weights of the epoch with the lowest validation loss, whether
+    or not it beat the reference by ``min_delta``, are restored at the end.
+    """
+
+    def __init__(self, patience: int | None, min_delta: float):
+        super().__init__()
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_weights, self.best_epoch = math.inf, None, -1
+        self.reference, self.wait, self.seconds = math.inf, 0, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        loss = float((logs or {}).get("val_loss", math.nan))
+        if not math.isfinite(loss):
+            self.model.stop_training = True
+            return
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch = loss, epoch
+            self.best_weights = self.model.get_weights()
+        if loss < self.reference - self.min_delta:
+            self.reference, self.wait = loss, 0
+        else:
+            self.wait += 1
+            if self.patience is not None and self.wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+@dataclass
+class FitResult:
+    """What one training run measured."""
+
+    epochs: int
+    best_epoch: int
+    seconds_per_epoch: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    finite: bool = True
+
+
+def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
+        patience: int | None = None, min_delta: float = 0.0, verbose: int = 0) -> FitResult:
+    """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
+    val split; keep the weights of the best validation epoch (SPEC §8, §9)."""
+    x_train, y_train = data.split("train")
+    x_val, y_val = data.split("val")
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(f"need non-empty train and val splits, got {len(x_train)} and {len(x_val)}")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+    stopper = _EarlyStoppingBest(patience, min_delta)
+    history = model.fit(
+        x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+        shuffle=True, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN(), stopper],
+    ).history
+    losses = history.get("loss", []) + history.get("val_loss", [])
+    timed = stopper.seconds[1:] or stopper.seconds
+    return FitResult(
+        epochs=len(stopper.seconds),
+        best_epoch=stopper.best_epoch,
+        seconds_per_epoch=float(np.median(timed)) if timed else math.nan,
+        history={k: [float(v) for v in vals] for k, vals in history.items()},
+        finite=bool(losses) and all(math.isfinite(v) for v in losses) and stopper.best_weights is not None,
+    )
+
+
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def split_metrics(model: keras.Model, data: Dataset, split: str, batch_size: int = 16) -> dict[str, float]:
+    """BCL and Dice of ``model`` on one split."""
+    x, y = data.split(split)
+    pred = predict(model, x, batch_size)
+    return {"bcl": binary_cross_entropy(y, pred), "dice": dice(y, pred)}
+
+
+def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int = 0) -> dict:
+    """Build, train and score one genome for the search.
+
+    Returns params, seconds and FLOPs per epoch, epochs run, val BCL and Dice, the score, block
+    activities and the outcome. Any failure (invalid build, non-finite loss, out of memory)
+    returns outcome ``failed`` with the worst score and the error, so the search goes on.
+    """
+    result = {"params": 0, "seconds_per_epoch": math.nan, "flops_per_epoch": 0, "epochs": 0,
+              "val_bcl": math.nan, "val_dice": math.nan, "score": WORST_SCORE, "activity": {},
+              "outcome": "failed", "error": ""}
+    try:
+        seed_everything(seed)
+        model = build_model(genome, data.input_shape, settings.min_size)
+        result["params"] = count_params(model)
+        result["flops_per_epoch"] = 3 * model_flops(model) * len(data.splits["train"])
+        run = fit(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
+                  learning_rate=settings.learning_rate, patience=settings.patience,
+                  min_delta=settings.min_delta)
+        result.update(epochs=run.epochs, seconds_per_epoch=run.seconds_per_epoch)
+        if not run.finite:
+            result["error"] = "non-finite loss"
+            return result
+        metrics = split_metrics(model, data, "val", settings.batch_size)
+        x_val, _ = data.split("val")
+        result.update(
+            val_bcl=metrics["bcl"], val_dice=metrics["dice"],
+            activity=block_activity(model, x_val[: settings.batch_size], settings.activity),
+            score=search_score(settings.loss, params=result["params"], seconds=run.seconds_per_epoch,
+                               flops=result["flops_per_epoch"], bcl=metrics["bcl"],
+                               time_measure=settings.time_measure),
+            outcome="ok",
+        )
+    except Exception as err:  # noqa: BLE001 - a failed genome must not stop the search (SPEC §8)
+        result.update(score=WORST_SCORE, outcome="failed", error=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        keras.backend.clear_session()
+    return result

@@ -1,0 +1,19 @@
+"""A search in a process of its own, for the kill-and-resume test:
+python search_worker.py STATE HISTORY SEED EVALUATIONS"""
+
+import logging
+import sys
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+
+from conftest import blob_dataset  # noqa: E402
+
+from bractivate.search import run_search  # noqa: E402
+from bractivate.train import SearchSettings  # noqa: E402
+
+from test_search import tiny_settings  # noqa: E402
+
+logging.basicConfig(level=logging.INFO)
+state, history, seed, evaluations = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+run_search(blob_dataset(), tiny_settings(seed=seed, evaluations=evaluations), state, history)
+print("done")

@@ -1,0 +1,145 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bractivate.genome import Genome
+from bractivate.search import run_search
+from bractivate.train import SearchSettings, evaluate
+
+HERE = Path(__file__).parent
+
+
+def tiny_settings(**overrides) -> SearchSettings:
+    values = dict(population=3, evaluations=6, epochs=2, patience=1, min_delta=0.0, batch_size=8,
+                  depth_range=(1, 2), filter_range=(2, 4), time_measure="flops", seed=0)
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+def fake_evaluate(genome, data, settings, seed):
+    """A cheap deterministic stand-in for training: smaller and deeper is better."""
+    bcl = 0.5 / genome.depth + 0.01 * len(genome.edges) + 0.001 * genome.filters
+    activity = {b: 1.0 + (hash(b + genome.hash) % 7) for b in genome.blocks}
+    return {"params": 100 * genome.filters, "seconds_per_epoch": 1.0, "flops_per_epoch": 1e9,
+            "epochs": 1, "val_bcl": bcl, "val_dice": 1 - bcl, "score": bcl, "activity": activity,
+            "outcome": "ok", "error": ""}
+
+
+def test_search_loop_follows_the_queue_rule(tmp_path, blobs):
+    settings = tiny_settings(population=4, evaluations=30, depth_range=(2, 4), filter_range=(4, 16))
+    calls = []
+
+    def counting(genome, *args):
+        calls.append(genome.hash)
+        return fake_evaluate(genome, *args)
+
+    best, row = run_search(blobs, settings, tmp_path / "state.json", tmp_path / "h.tsv", counting)
+    history = pd.read_csv(tmp_path / "h.tsv", sep="\t")
+    assert list(history["evaluation"]) == list(range(30))
+    assert len(set(calls)) == len(calls) == 30  # no genome trained twice
+    assert list(history["origin"][:4]) == ["initial"] * 4
+    assert set(history["origin"][4:]) <= {"mutation", "random"}
+    assert row["score"] == history["score"].min() and best.hash == row["genome_hash"]
+    mutated = history[history["origin"] == "mutation"]
+    assert len(mutated) > 0
+    by_hash = history.set_index("genome_hash")
+    for _, child in mutated.iterrows():  # a child keeps its parent's depth and width, gains edges
+        parent = by_hash.loc[child.parent_hash]
+        assert parent.evaluation < child.evaluation
+        assert (parent.depth, parent.filters) == (child.depth, child.filters)
+        assert len(json.loads(child.edges)) > len(json.loads(parent.edges))
+
+
+def test_failed_genomes_get_the_worst_score_and_the_search_goes_on(tmp_path, blobs):
+    def flaky(genome, data, settings, seed):
+        if genome.depth == 1:
+            return {**fake_evaluate(genome, data, settings, seed), "score": math.inf,
+                    "outcome": "failed", "error": "ValueError: injected"}
+        return fake_evaluate(genome, data, settings, seed)
+
+    best, row = run_search(blobs, tiny_settings(evaluations=10), tmp_path / "s.json", tmp_path / "h.tsv", flaky)
+    history = pd.read_csv(tmp_path / "h.tsv", sep="\t")
+    assert len(history) == 10 and best.depth == 2
+    assert (history[history["depth"] == 1]["outcome"] == "failed").all()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, blobs):
+    """A real search of 6 evaluations (2 epochs each), run once for the tests below."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    run_search(blobs, tiny_settings(seed=1), folder / "state.json", folder / "history.tsv")
+    return pd.read_csv(folder / "history.tsv", sep="\t")
+
+
+def test_real_search_of_six_evaluations(uninterrupted):
+    history = uninterrupted
+    assert len(history) == 6 and list(history["evaluation"]) == list(range(6))
+    assert history["genome_hash"].is_unique
+    assert (history["outcome"] == "ok").all()
+    assert history["params"].gt(0).all() and history["flops_per_epoch"].gt(0).all()
+    assert history["val_dice"].between(0, 1).all() and history["val_bcl"].gt(0).all()
+    assert set(history["origin"][3:]) <= {"mutation", "random"}
+    activity = json.loads(history["activity"][0])
+    assert set(activity) == set(Genome.from_dict({"depth": int(history["depth"][0]), "filters": 2}).blocks)
+
+
+def test_killed_search_resumes_and_matches_an_uninterrupted_run(tmp_path, uninterrupted):
+    """SIGKILL after the 3rd evaluation; the restarted search ends with 6 rows, trains no
+    evaluation twice, and (time_measure: flops) finds the same genomes as the uninterrupted run."""
+    state, history = tmp_path / "state.json", tmp_path / "history.tsv"
+    cmd = [sys.executable, str(HERE / "search_worker.py"), str(state), str(history), "1", "6"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    worker = subprocess.Popen(cmd, env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline and worker.poll() is None:
+        if state.exists() and len(json.loads(state.read_text())["rows"]) >= 3:
+            worker.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert worker.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
+    killed_rows = json.loads(state.read_text())["rows"]
+    assert 3 <= len(killed_rows) < 6
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming search from {state} after {len(killed_rows)} evaluations" in done.stderr
+    table = pd.read_csv(history, sep="\t")
+    assert list(table["evaluation"]) == list(range(6)) and table["genome_hash"].is_unique
+    assert list(table["genome_hash"][: len(killed_rows)]) == [r["genome_hash"] for r in killed_rows]
+    assert list(table["genome_hash"]) == list(uninterrupted["genome_hash"])
+    assert np.allclose(table["score"], uninterrupted["score"], rtol=1e-4)
+
+
+def test_resume_refuses_other_settings(tmp_path, blobs):
+    run_search(blobs, tiny_settings(evaluations=3), tmp_path / "s.json", None, fake_evaluate)
+    with pytest.raises(ValueError, match="other settings \\(epochs differ\\)"):
+        run_search(blobs, tiny_settings(evaluations=3, epochs=9), tmp_path / "s.json", None, fake_evaluate)
+    # a larger budget extends the same search
+    run_search(blobs, tiny_settings(evaluations=5), tmp_path / "s.json", tmp_path / "h.tsv", fake_evaluate)
+    assert len(pd.read_csv(tmp_path / "h.tsv", sep="\t")) == 5
+
+
+def test_non_finite_loss_and_absurd_width_are_failed_evaluations(blobs):
+    settings = tiny_settings(learning_rate=1e30, epochs=2)
+    nan = evaluate(Genome(1, 2), blobs, settings)
+    assert nan["outcome"] == "failed" and nan["score"] == math.inf
+    assert "non-finite" in nan["error"] or "nan" in nan["error"].lower()
+    huge = evaluate(Genome(1, 2**40), blobs, tiny_settings())
+    assert huge["outcome"] == "failed" and huge["score"] == math.inf and huge["error"]
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="search.population must be >= 1"):
+        SearchSettings(population=0)
+    with pytest.raises(ValueError, match="depth_range = \\[0, 3\\]"):
+        SearchSettings(depth_range=(0, 3))
+    with pytest.raises(ValueError, match="unknown search setting\\(s\\) \\['epoch'\\]"):
+        SearchSettings.from_dict({"epoch": 3})
