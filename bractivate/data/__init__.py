@@ -1,0 +1,46 @@
+"""The data stage (SPEC §2): download or generate, read the public layouts, preprocess to HDF5.
+
+- :func:`fetch` / :func:`extract` (``download``): checksummed, resumable downloads, safe unpacking;
+- :func:`read_raw` (``readers``): the Montgomery, Lucchi EM, DSB2018 and image/mask-pair layouts;
+- :func:`write_synthetic` (``synthetic``): deterministic stand-ins written in those layouts;
+- :func:`obtain` / :func:`preprocess` / :func:`prepare` (``preprocess``): get the raw files, then
+  resize, normalise, split and write HDF5.
+"""
+
+from .download import ChecksumError, DownloadError, UnsafeArchiveError, UnverifiedDownloadError, extract, fetch
+from .preprocess import (
+    DEFAULT_SPLIT,
+    FORMATS,
+    SOURCES,
+    obtain,
+    prepare,
+    preprocess,
+    preprocess_cli,
+    validate_entry,
+)
+from .readers import LAYOUTS, RawData, RawDataError, Sample, read_raw
+from .synthetic import TASK_LAYOUT, write_synthetic
+
+__all__ = [
+    "FORMATS",
+    "SOURCES",
+    "LAYOUTS",
+    "TASK_LAYOUT",
+    "DEFAULT_SPLIT",
+    "ChecksumError",
+    "DownloadError",
+    "UnsafeArchiveError",
+    "UnverifiedDownloadError",
+    "RawDataError",
+    "RawData",
+    "Sample",
+    "extract",
+    "fetch",
+    "obtain",
+    "prepare",
+    "preprocess",
+    "preprocess_cli",
+    "read_raw",
+    "validate_entry",
+    "write_synthetic",
+]

@@ -1,0 +1,276 @@
+"""Checksummed, resumable, atomic downloads and safe archive extraction (SPEC §2).
+
+``fetch`` streams a file over HTTP(S) to ``<dest>.part`` beside the destination, resumes that
+partial file with a ``Range`` request after a dropped connection, retries each URL with
+exponential back-off before moving on to the next mirror, and renames the partial file to
+``dest`` only once its SHA-256 matches the one recorded in the config. So a file at ``dest`` is
+always complete and verified.
+
+``extract`` unpacks a zip or tar archive after checking every member: absolute paths, ``..``
+components, links that point outside the target and special files are refused, naming the
+member. Members are unpacked into a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import stat
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from tqdm import tqdm
+
+CHUNK = 1 << 20
+USER_AGENT = "bractivate/0.1 (Python urllib)"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+class DownloadError(RuntimeError):
+    """Every URL of a file failed; the message lists what happened at each."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file does not have the SHA-256 recorded in the config."""
+
+
+class UnverifiedDownloadError(DownloadError):
+    """No SHA-256 is recorded for a file, so it is downloaded but never put in place."""
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive member would land outside the extraction folder."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_archive(name: str | os.PathLike) -> bool:
+    """True when the file name ends like a zip or tar archive (the default of ``extract:``)."""
+    return str(name).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def check_sha256(value: str, what: str = "sha256") -> str:
+    """Return ``value`` lower-cased if it is 64 hex digits, else raise ``ValueError``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValueError(f"{what}: expected 64 hexadecimal digits, got {value!r}")
+    return value.lower()
+
+
+class _Retryable(Exception):
+    """A failure worth trying the same URL again for (network trouble, 5xx, short body)."""
+
+
+def _download_once(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """One HTTP request appending to ``part``; resumes from its size with a Range header."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            return  # the partial file is already whole; the checksum decides
+        if err.code >= 500 or err.code in (408, 429):
+            raise _Retryable(f"HTTP {err.code} {err.reason}") from err
+        raise
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        raise _Retryable(str(getattr(err, "reason", err)) or repr(err)) from err
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the Range header: start over
+        elif offset and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+            part.unlink()
+            raise _Retryable(f"server answered Range {offset}- with {response.headers.get('Content-Range')!r}")
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length is not None else None
+        received = 0
+        with open(part, "ab" if offset else "wb") as fh, tqdm(
+            total=None if expected is None else offset + expected, initial=offset,
+            unit="B", unit_scale=True, desc=part.name.removesuffix(".part"), disable=not progress,
+        ) as bar:
+            try:
+                while block := response.read(CHUNK):
+                    fh.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except (http.client.HTTPException, OSError, socket.timeout) as err:
+                raise _Retryable(f"connection lost after {offset + received} bytes ({err!r})") from err
+    if expected is not None and received < expected:
+        raise _Retryable(f"connection closed after {received} of {expected} bytes")
+
+
+def fetch(
+    urls: str | Iterable[str],
+    sha256: str | None,
+    dest: str | os.PathLike,
+    *,
+    retries: int = 3,
+    backoff: float = 1.0,
+    timeout: float = 60,
+    progress: bool = True,
+) -> Path:
+    """Download ``dest`` from the first URL that works and verify its SHA-256 (SPEC §2).
+
+    Each URL is tried ``1 + retries`` times with back-off ``backoff * 2**k`` seconds on network
+    errors and 5xx answers; a 4xx answer or a checksum mismatch moves on to the next URL. A file
+    already at ``dest`` with the right digest is kept and nothing is downloaded.
+
+    ``sha256=None`` (no digest recorded yet) downloads the file but keeps it at ``<dest>.part``
+    and raises :class:`UnverifiedDownloadError` giving its digest, to be checked and recorded;
+    the next call with that digest then finds the whole file there and only verifies it.
+    """
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    if not urls:
+        raise ValueError(f"{dest}: no URL to download from")
+    if sha256 is not None:
+        sha256 = check_sha256(sha256, f"{dest}: sha256")
+    for url in urls:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"{dest}: URL {url!r} is not http:// or https://")
+    dest = Path(dest)
+    if dest.exists():
+        found = sha256_file(dest)
+        if found == sha256:
+            return dest
+        if sha256 is None:
+            raise UnverifiedDownloadError(
+                f"{dest}: no sha256 recorded for this file; it has sha256 {found}: check it against "
+                "the publisher and record it in the config"
+            )
+        warnings.warn(f"{dest}: sha256 is {found}, expected {sha256}; downloading it again")
+        dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    failures: list[str] = []
+    mismatches = 0
+    for url in urls:
+        for attempt in range(retries + 1):
+            try:
+                _download_once(url, part, timeout, progress)
+            except _Retryable as err:
+                failures.append(f"{url}: attempt {attempt + 1}: {err}")
+                if attempt < retries:
+                    time.sleep(backoff * 2**attempt)
+                continue
+            except urllib.error.HTTPError as err:
+                failures.append(f"{url}: HTTP {err.code} {err.reason}")
+                break
+            found = sha256_file(part)
+            if sha256 is None:
+                raise UnverifiedDownloadError(
+                    f"{dest.name}: no sha256 recorded for this file; {url} gave sha256 {found}. "
+                    f"Check it against the publisher and record it in the config; the download is "
+                    f"kept at {part} and is used once the digest is recorded."
+                )
+            if found == sha256:
+                os.replace(part, dest)
+                return dest
+            part.unlink()
+            mismatches += 1
+            failures.append(f"{url}: sha256 mismatch: expected {sha256}, got {found}")
+            break
+    error = ChecksumError if mismatches == len(urls) else DownloadError
+    raise error(f"{dest.name}: download failed from every URL:\n  " + "\n  ".join(failures))
+
+
+def _member_escapes(name: str) -> str | None:
+    """Why the archive path ``name`` may not be unpacked, or None if it may."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in re.split(r"[\\/]", name):
+        return "'..' path component"
+    return None
+
+
+def _link_escapes(target: Path, member_dir: PurePosixPath, link: str, relative_to_member: bool) -> bool:
+    """True when a link to ``link`` would resolve outside ``target``."""
+    if link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", link):
+        return True
+    base = target / member_dir if relative_to_member else target
+    resolved = os.path.normpath(base / link)
+    return os.path.commonpath([resolved, os.path.normpath(target)]) != os.path.normpath(target)
+
+
+def _check_tar(tar: tarfile.TarFile, archive: Path, target: Path) -> None:
+    for member in tar.getmembers():
+        why = _member_escapes(member.name)
+        if why is None and member.issym():
+            if _link_escapes(target, PurePosixPath(member.name).parent, member.linkname, True):
+                why = f"symlink to {member.linkname!r} points outside the target"
+        elif why is None and member.islnk():
+            if _link_escapes(target, PurePosixPath("."), member.linkname, False):
+                why = f"hard link to {member.linkname!r} points outside the target"
+        elif why is None and not (member.isfile() or member.isdir()):
+            why = "special file (device or FIFO)"
+        if why:
+            raise UnsafeArchiveError(f"{archive}: refusing member {member.name!r}: {why}")
+
+
+def _check_zip(zf: zipfile.ZipFile, archive: Path, target: Path) -> None:
+    for info in zf.infolist():
+        why = _member_escapes(info.filename)
+        if why is None and stat.S_ISLNK(info.external_attr >> 16):
+            link = zf.read(info).decode("utf-8", "replace")
+            if _link_escapes(target, PurePosixPath(info.filename).parent, link, True):
+                why = f"symlink to {link!r} points outside the target"
+        if why:
+            raise UnsafeArchiveError(f"{archive}: refusing member {info.filename!r}: {why}")
+
+
+def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Unpack a zip or tar(.gz/.bz2/.xz) ``archive`` into the folder ``target`` (SPEC §2).
+
+    Every member is checked first; an unsafe one raises :class:`UnsafeArchiveError` naming it and
+    nothing is unpacked. Members go to a temporary folder beside ``target``, which is renamed to
+    ``target`` when that does not exist yet; otherwise each top-level entry is renamed into
+    ``target``, replacing an entry of the same name.
+    """
+    archive, target = Path(archive), Path(target)
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive}: archive not found")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extract", dir=target.parent))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                _check_zip(zf, archive, tmp)
+                zf.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tar:
+                _check_tar(tar, archive, tmp)
+                tar.extractall(tmp, filter="data")
+        else:
+            raise ValueError(f"{archive}: not a zip or tar archive")
+        if not target.exists():
+            os.rename(tmp, target)
+            return target
+        for entry in tmp.iterdir():
+            dest = target / entry.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif dest.exists() or dest.is_symlink():
+                dest.unlink()
+            os.rename(entry, dest)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,244 @@
+"""Downloads against a local HTTP server, and archive extraction (SPEC §2)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bractivate.data import (
+    ChecksumError,
+    DownloadError,
+    UnsafeArchiveError,
+    UnverifiedDownloadError,
+    extract,
+    fetch,
+)
+
+PAYLOAD = bytes(range(256)) * 400  # 100 kB
+DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
+FAST = dict(retries=2, backoff=0.01, timeout=5, progress=False)
+
+
+class Server:
+    """A local server whose routes behave as the test asks; records every request's Range."""
+
+    def __init__(self):
+        self.routes: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                outer.requests.append((self.path, rng))
+                kind = outer.routes.get(self.path, "404")
+                if kind == "404":
+                    self.send_error(404)
+                    return
+                if kind == "500":
+                    self.send_error(500)
+                    return
+                body = b"not the file" * 100 if kind == "wrong" else PAYLOAD
+                first_try = sum(p == self.path for p, _ in outer.requests) == 1
+                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                if start >= len(body):
+                    self.send_error(416)
+                    return
+                if start:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if kind == "drop" and first_try:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start:])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+def test_fetch_downloads_and_verifies(server, tmp_path):
+    server.routes["/f.bin"] = "ok"
+    dest = fetch([server.url("/f.bin")], DIGEST, tmp_path / "f.bin", **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_fetch_resumes_a_dropped_download_with_range(server, tmp_path):
+    server.routes["/f.bin"] = "drop"
+    dest = fetch([server.url("/f.bin")], DIGEST, tmp_path / "f.bin", **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.requests == [("/f.bin", None), ("/f.bin", f"bytes={len(PAYLOAD) // 2}-")]
+    assert not (tmp_path / "f.bin.part").exists()
+
+
+def test_fetch_wrong_bytes_is_an_error_and_leaves_nothing(server, tmp_path):
+    server.routes["/f.bin"] = "wrong"
+    url = server.url("/f.bin")
+    with pytest.raises(ChecksumError) as err:
+        fetch([url], DIGEST, tmp_path / "f.bin", **FAST)
+    message = str(err.value)
+    assert url in message and DIGEST in message
+    assert hashlib.sha256(b"not the file" * 100).hexdigest() in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_without_a_recorded_digest_gives_it_and_uses_nothing(server, tmp_path):
+    server.routes["/f.bin"] = "ok"
+    url = server.url("/f.bin")
+    with pytest.raises(UnverifiedDownloadError, match=f"{url} gave sha256 {DIGEST}"):
+        fetch([url], None, tmp_path / "f.bin", **FAST)
+    assert not (tmp_path / "f.bin").exists()
+    assert (tmp_path / "f.bin.part").stat().st_size == len(PAYLOAD)
+    # once the digest is recorded the kept download is verified, not fetched again
+    dest = fetch([url], DIGEST, tmp_path / "f.bin", **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("/f.bin", f"bytes={len(PAYLOAD)}-")
+
+
+def test_fetch_tries_the_next_url_after_a_404(server, tmp_path):
+    server.routes["/mirror.bin"] = "ok"
+    urls = [server.url("/missing.bin"), server.url("/mirror.bin")]
+    dest = fetch(urls, DIGEST, tmp_path / "f.bin", **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    assert [p for p, _ in server.requests] == ["/missing.bin", "/mirror.bin"]
+
+
+def test_fetch_retries_server_errors_then_names_every_failure(server, tmp_path):
+    server.routes["/f.bin"] = "500"
+    with pytest.raises(DownloadError, match="HTTP 500") as err:
+        fetch([server.url("/f.bin")], DIGEST, tmp_path / "f.bin", **FAST)
+    assert not isinstance(err.value, ChecksumError)
+    assert len(server.requests) == FAST["retries"] + 1
+    assert not (tmp_path / "f.bin").exists()
+
+
+def test_fetch_keeps_a_verified_file(server, tmp_path):
+    (tmp_path / "f.bin").write_bytes(PAYLOAD)
+    fetch([server.url("/f.bin")], DIGEST, tmp_path / "f.bin", **FAST)
+    assert server.requests == []
+
+
+def test_fetch_replaces_a_file_with_the_wrong_digest(server, tmp_path):
+    server.routes["/f.bin"] = "ok"
+    (tmp_path / "f.bin").write_bytes(b"stale")
+    with pytest.warns(UserWarning, match="downloading it again"):
+        fetch([server.url("/f.bin")], DIGEST, tmp_path / "f.bin", **FAST)
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("sha, urls", [("abc", ["http://x/f"]), (DIGEST, []), (DIGEST, ["ftp://x/f"])])
+def test_fetch_rejects_bad_arguments(tmp_path, sha, urls):
+    with pytest.raises(ValueError):
+        fetch(urls, sha, tmp_path / "f.bin", **FAST)
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members:
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return path
+
+
+def _tar(path, members):
+    """members: (name, data) files, or (name, ('sym'|'hard', target)) links."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(data, tuple):
+                info.type = tarfile.SYMTYPE if data[0] == "sym" else tarfile.LNKTYPE
+                info.linkname = data[1]
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_extract_zip_and_tar(tmp_path):
+    members = [("top/a.txt", b"a"), ("top/sub/b.txt", b"b")]
+    for archive in (_zip(tmp_path / "x.zip", members), _tar(tmp_path / "x.tar.gz", members)):
+        target = extract(archive, tmp_path / archive.name.split(".")[0] / archive.suffix[1:])
+        assert (target / "top" / "a.txt").read_bytes() == b"a"
+        assert (target / "top" / "sub" / "b.txt").read_bytes() == b"b"
+    assert not [p for p in tmp_path.rglob("*") if ".extract" in p.name]
+
+
+def test_extract_merges_into_an_existing_folder(tmp_path):
+    target = tmp_path / "raw"
+    target.mkdir()
+    (target / "keep.txt").write_text("kept")
+    extract(_zip(tmp_path / "x.zip", [("top/a.txt", b"a")]), target)
+    assert (target / "keep.txt").read_text() == "kept"
+    assert (target / "top" / "a.txt").read_bytes() == b"a"
+
+
+def test_extract_keeps_links_that_stay_inside(tmp_path):
+    archive = _tar(tmp_path / "x.tar.gz", [("d/a.txt", b"a"), ("d/link", ("sym", "a.txt"))])
+    target = extract(archive, tmp_path / "out")
+    assert (target / "d" / "link").read_bytes() == b"a"
+
+
+@pytest.mark.parametrize(
+    "kind, member",
+    [
+        ("zip", ("../x", b"evil")),
+        ("zip", ("/abs", b"evil")),
+        ("tar", ("../x", b"evil")),
+        ("tar", ("/abs", b"evil")),
+        ("tar", ("inner/../../x", b"evil")),
+        ("tar", ("link", ("sym", "../../outside"))),
+        ("tar", ("link", ("sym", "/etc/passwd"))),
+        ("tar", ("link", ("hard", "../outside"))),
+    ],
+)
+def test_extract_refuses_members_that_escape(tmp_path, kind, member):
+    build = _zip if kind == "zip" else _tar
+    archive = build(tmp_path / f"bad.{'zip' if kind == 'zip' else 'tar.gz'}", [("ok.txt", b"ok"), member])
+    with pytest.raises(UnsafeArchiveError, match=repr(member[0]).replace(".", r"\.")):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "x").exists()
+    assert not [p for p in tmp_path.iterdir() if ".extract" in p.name]
+
+
+def test_extract_refuses_a_zip_symlink_that_escapes(tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("link")
+        info.external_attr = (0o120777 << 16)  # a symlink, as zip -y stores it
+        zf.writestr(info, "../../etc/passwd")
+    with pytest.raises(UnsafeArchiveError, match="'link'"):
+        extract(archive, tmp_path / "out")
+
+
+def test_extract_rejects_a_file_that_is_no_archive(tmp_path):
+    (tmp_path / "x.zip").write_bytes(b"plain text")
+    with pytest.raises(ValueError, match="not a zip or tar"):
+        extract(tmp_path / "x.zip", tmp_path / "out")
