@@ -1,0 +1,149 @@
+"""The baseline models of Table 2 (SPEC §11), built for binary segmentation.
+
+UNet, UNet++, Attention UNet and R2-UNet come from ``keras_unet_collection.models`` with the
+library's defaults (two 3x3 convolutions a level, ReLU, max pooling, bilinear up-sampling, no
+batch norm) and one sigmoid output channel; Keras' default Glorot-uniform initialisation is the
+paper's Xavier initialisation. Their filter counts are chosen so that the parameter counts land
+near the paper's (docs/baselines.md gives the measured counts). Wide UNet is the UNet widened by
+a searched factor until its parameter count matches UNet++ (Zhou et al. 2018). NAS-UNet is our
+own port, :mod:`bractivate.baselines.nasunet`.
+
+``keras_unet_collection`` imports ``tensorflow.keras``, so those four (and Wide UNet) need the
+TensorFlow backend; NAS-UNet builds on any backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import keras
+import numpy as np
+
+from bractivate.baselines.nasunet import DEFAULT_CHANNELS, DEFAULT_DEPTH, nas_unet
+
+BASELINES = ("unet", "unetpp", "attunet", "r2unet", "wideunet", "nasunet")
+
+# Filters per level at width_scale 1, base width times 2 ** level.
+FILTERS = {
+    "unet": (30, 60, 120, 240, 480),
+    "unetpp": (34, 68, 136, 272, 544),
+    "attunet": (64, 128, 256, 512, 1024),
+    "r2unet": (62, 124, 248, 496, 992),
+}
+
+# Parameter counts the paper reports in Table 2, per data set (lungs, em, nuclei).
+PAPER_PARAMS = {
+    "unet": {"lungs": 7.7e6, "em": 7.7e6, "nuclei": 7.7e6},
+    "unetpp": {"lungs": 9.0e6, "em": 9.0e6, "nuclei": 9.0e6},
+    "attunet": {"lungs": 3.2e7, "em": 3.2e7, "nuclei": 3.2e7},
+    "r2unet": {"lungs": 9.5e7, "em": 9.5e7, "nuclei": 9.5e7},
+    "wideunet": {"lungs": 9.3e6, "em": 9.3e6, "nuclei": 9.3e6},
+    "nasunet": {"lungs": 1.2e5, "em": 4.8e5, "nuclei": 1.2e5},
+}
+
+MIN_FILTERS = 2
+WIDE_SEARCH_STEPS = 8
+
+
+def count_params(model: keras.Model) -> int:
+    """Number of trainable parameters of ``model``."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def scale_filters(filters, width_scale: float, factor: float = 1.0) -> tuple[int, ...]:
+    """Multiply every filter count by ``width_scale * factor``, rounded, at least 2."""
+    return tuple(max(MIN_FILTERS, round(f * width_scale * factor)) for f in filters)
+
+
+def _collection_model(architecture: str, input_shape, filters, name: str) -> keras.Model:
+    """One model of keras-unet-collection with a single sigmoid output channel; its layers and
+    the model are named after ``name``."""
+    # Imported here: the library imports tensorflow.keras, which NAS-UNet on another backend
+    # must not need.
+    from keras_unet_collection import models
+
+    build = {"unet": models.unet_2d, "unetpp": models.unet_plus_2d,
+             "attunet": models.att_unet_2d, "r2unet": models.r2_unet_2d}[architecture]
+    model = build(tuple(input_shape), list(filters), n_labels=1, output_activation="Sigmoid",
+                  name=name)
+    # The library wraps input and output in one-element lists, a Keras 2 idiom: under Keras 3
+    # every call on a bare tensor then warns that the input structure does not match, and
+    # ``model.output`` is a list. The same layers re-wrapped with bare tensors avoid both.
+    return keras.Model(model.inputs[0], model.outputs[0], name=name)
+
+
+@functools.lru_cache(maxsize=None)
+def _collection_params(architecture: str, input_shape: tuple[int, ...],
+                       filters: tuple[int, ...]) -> int:
+    return count_params(_collection_model(architecture, input_shape, filters, architecture))
+
+
+@functools.lru_cache(maxsize=None)
+def wide_unet_factor(input_shape: tuple[int, ...] = (128, 128, 1),
+                     width_scale: float = 1.0) -> float:
+    """The factor by which Wide UNet multiplies the UNet's filters so that its parameter count
+    is closest to UNet++'s at the same ``width_scale`` (Zhou et al. 2018, §4).
+
+    Parameters grow about quadratically with width, so each step rescales the factor by the
+    square root of the count ratio; the best factor seen in a few steps is kept, since rounding
+    filter counts makes the count a step function of the factor.
+    """
+    input_shape = tuple(input_shape)
+    target = _collection_params("unetpp", input_shape, scale_filters(FILTERS["unetpp"], width_scale))
+
+    def error(factor: float) -> float:
+        filters = scale_filters(FILTERS["unet"], width_scale, factor)
+        return _collection_params("unet", input_shape, filters) / target - 1.0
+
+    factor, best = 1.0, (abs(error(1.0)), 1.0)
+    for _ in range(WIDE_SEARCH_STEPS):
+        factor *= (1.0 + error(factor)) ** -0.5
+        best = min(best, (abs(error(factor)), factor))
+        if best[0] < 0.005:
+            break
+    return best[1]
+
+
+def nas_unet_depth(input_shape) -> int:
+    """NAS-UNet's depth for ``input_shape``: the authors' 5, or less for images too small to be
+    halved 6 times (the tiny preset's 32x32), but at least 2."""
+    depth = DEFAULT_DEPTH
+    while depth > 2 and any(d % 2 ** (depth + 1) for d in input_shape[:2]):
+        depth -= 1
+    return depth
+
+
+def _check_input_shape(name: str, input_shape, divisor: int) -> None:
+    if len(input_shape) != 3 or any(not isinstance(d, numbers.Integral) or d < 1 for d in input_shape):
+        raise ValueError(f"{name}: input_shape must be (height, width, channels) of positive "
+                         f"ints, found {input_shape!r}")
+    if input_shape[0] % divisor or input_shape[1] % divisor:
+        raise ValueError(f"{name}: height and width must be divisible by {divisor}, "
+                         f"found input_shape {tuple(input_shape)}")
+
+
+def build_baseline(name: str, input_shape: tuple[int, int, int] = (128, 128, 1),
+                   width_scale: float = 1.0) -> keras.Model:
+    """Build the Table 2 baseline ``name`` (one of :data:`BASELINES`), untrained.
+
+    ``width_scale`` multiplies every filter count (rounded, at least 2); the tiny and demo
+    presets use it to shrink the models. The output is one sigmoid channel of the input's size.
+    Height and width must be multiples of 16 (NAS-UNet: of 8, see :func:`nas_unet_depth`).
+    """
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
+    if not width_scale > 0:
+        raise ValueError(f"{name}: width_scale must be positive, found {width_scale!r}")
+    input_shape = tuple(input_shape)
+    if name == "nasunet":
+        depth = nas_unet_depth(input_shape)
+        _check_input_shape(name, input_shape, 2 ** (depth + 1))
+        channels = max(MIN_FILTERS, round(DEFAULT_CHANNELS * width_scale))
+        return nas_unet(input_shape, channels=channels, depth=depth)
+    _check_input_shape(name, input_shape, 2 ** (len(FILTERS["unet"]) - 1))
+    if name == "wideunet":
+        factor = wide_unet_factor(input_shape, width_scale)
+        return _collection_model("unet", input_shape,
+                                 scale_filters(FILTERS["unet"], width_scale, factor), name)
+    return _collection_model(name, input_shape, scale_filters(FILTERS[name], width_scale), name)
