@@ -43,10 +43,11 @@ def _conv_bn_relu(x, filters: int, name: str):
     return x
 
 
-def _merge(x, block: str, genome: Genome, outputs: dict, sizes: dict):
+def _merge(x, block: str, genome: Genome, outputs: dict, sizes: dict, zeroed: bool = False):
     """Merge the dendritic inputs of ``block`` into ``x``: resize each incoming tensor
     bilinearly to the block's size; ``add`` edges are projected by a 1×1 conv when channel
-    counts differ and summed onto ``x``; ``concat`` edges are then concatenated on channels."""
+    counts differ and summed onto ``x``; ``concat`` edges are then concatenated on channels.
+    ``zeroed`` multiplies every incoming tensor by 0 just before the merge (ablation, SPEC §10)."""
     height, width = sizes[block]
     adds, concats = [], []
     for edge in genome.incoming(block):
@@ -55,14 +56,13 @@ def _merge(x, block: str, genome: Genome, outputs: dict, sizes: dict):
             y = keras.layers.Resizing(
                 height, width, interpolation="bilinear", name=f"{block}_resize_{edge.src}"
             )(y)
-        if edge.op == "add":
-            if y.shape[-1] != x.shape[-1]:
-                y = keras.layers.Conv2D(
-                    x.shape[-1], 1, kernel_initializer="glorot_uniform", name=f"{block}_proj_{edge.src}"
-                )(y)
-            adds.append(y)
-        else:
-            concats.append(y)
+        if edge.op == "add" and y.shape[-1] != x.shape[-1]:
+            y = keras.layers.Conv2D(
+                x.shape[-1], 1, kernel_initializer="glorot_uniform", name=f"{block}_proj_{edge.src}"
+            )(y)
+        if zeroed:
+            y = keras.layers.Rescaling(0.0, name=f"{block}_zero_{edge.src}")(y)
+        (adds if edge.op == "add" else concats).append(y)
     if adds:
         x = keras.layers.Add(name=f"{block}_add")([x, *adds])
     if concats:
@@ -70,9 +70,12 @@ def _merge(x, block: str, genome: Genome, outputs: dict, sizes: dict):
     return x
 
 
-def build_model(genome: Genome, input_shape: tuple[int, int, int] = (128, 128, 1), min_size: int = MIN_SIZE) -> keras.Model:
+def build_model(genome: Genome, input_shape: tuple[int, int, int] = (128, 128, 1), min_size: int = MIN_SIZE,
+                zero_inputs_of: str | None = None) -> keras.Model:
     """The functional model of ``genome`` (SPEC §4): conv-BN-ReLU ×2 blocks, max-pool down,
-    2×2 transposed-conv up, dendritic merges at each block's input, 1×1 sigmoid head."""
+    2×2 transposed-conv up, dendritic merges at each block's input, 1×1 sigmoid head.
+    ``zero_inputs_of`` names a block whose incoming dendrites are multiplied by 0 (SPEC §10);
+    its layers keep their names, so trained weights transfer by name."""
     sizes = block_sizes(genome, input_shape, min_size)
     widths = genome.widths
     inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -91,7 +94,7 @@ def build_model(genome: Genome, input_shape: tuple[int, int, int] = (128, 128, 1
             x = keras.layers.MaxPooling2D(2, name=f"{block}_pool")(outputs[source])
         else:
             x = outputs[source]
-        x = _merge(x, block, genome, outputs, sizes)
+        x = _merge(x, block, genome, outputs, sizes, zeroed=block == zero_inputs_of)
         outputs[block] = _conv_bn_relu(x, widths[block], block)
     head = keras.layers.Conv2D(
         1, 1, activation="sigmoid", kernel_initializer="glorot_uniform", name="head_conv"

@@ -60,12 +60,12 @@ def save_model(model, path) -> None:
 
 
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
-               patience: int | None, min_delta: float, model_path, metrics_path, history_path,
-               provenance: dict) -> dict:
+               patience: int | None, min_delta: float, execution: str, model_path, metrics_path,
+               history_path, provenance: dict) -> dict:
     """Full training of one model (SPEC §9): best validation weights kept, Dice on the test
-    split; writes the model, its metrics and its per-epoch history."""
+    split; writes the model (unless ``model_path`` is None), its metrics and its history."""
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-              patience=patience, min_delta=min_delta)
+              patience=patience, min_delta=min_delta, execution=execution)
     if not run.finite:
         raise RuntimeError(f"training of {provenance} produced a non-finite loss")
     test = split_metrics(model, data, "test", batch_size)
@@ -76,21 +76,20 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
                "seconds_per_epoch": run.seconds_per_epoch,
                "n_test": int(len(data.splits["test"]))}
     history = pd.DataFrame({"epoch": range(1, run.epochs + 1), **run.history})
-    save_model(model, model_path)
+    if model_path is not None:
+        save_model(model, model_path)
     write_table(history_path, history)
     write_json(metrics_path, metrics)
     log.info("test Dice %.4f (%d params, %d epochs)", metrics["test_dice"], metrics["params"], run.epochs)
     return metrics
 
 
-def train_genome_job(genome: Genome, data: Dataset, *, epochs: int, batch_size: int,
-                     learning_rate: float, patience: int | None, min_delta: float, seed: int,
-                     model_path, metrics_path, history_path, provenance: dict) -> dict:
-    """Build ``genome`` and train it in full."""
+def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, model_path,
+                     metrics_path, history_path, provenance: dict) -> dict:
+    """Build ``genome`` and train it in full with the config's ``train`` settings."""
     seed_everything(seed)
     model = build_model(genome, data.input_shape)
-    return train_full(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                      patience=patience, min_delta=min_delta, model_path=model_path,
-                      metrics_path=metrics_path, history_path=history_path,
+    return train_full(model, data, **train, model_path=model_path, metrics_path=metrics_path,
+                      history_path=history_path,
                       provenance={**provenance, "genome_hash": genome.hash, "seed": seed})
 

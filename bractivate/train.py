@@ -23,6 +23,10 @@ from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice,
 
 WORST_SCORE = math.inf
 MUTATIONS = ("dendritic", "random")
+# How Keras runs the training step: `auto` lets Keras choose (XLA where the backend supports
+# it), `graph` compiles without XLA, `eager` compiles nothing — fastest for tiny data, where
+# tracing a model costs more than the few steps it would speed up.
+EXECUTIONS = {"auto": {}, "graph": {"jit_compile": False}, "eager": {"run_eagerly": True}}
 
 
 def seed_everything(seed: int) -> None:
@@ -51,6 +55,7 @@ class SearchSettings:
     unet_skips: bool = True
     max_new_edges: int = 2
     mutation: str = "dendritic"
+    execution: str = "auto"
     min_size: int = MIN_SIZE
     reevaluate: bool = False
     seed: int = 0
@@ -65,7 +70,8 @@ class SearchSettings:
         if self.min_delta < 0 or self.learning_rate <= 0:
             raise ValueError("search.min_delta must be >= 0 and search.learning_rate > 0")
         for key, allowed in (("loss", LOSSES), ("time_measure", TIME_MEASURES),
-                             ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS)):
+                             ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
+                             ("execution", tuple(EXECUTIONS))):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"search.{key} = {getattr(self, key)!r}; expected one of {allowed}")
         for key in ("depth_range", "filter_range"):
@@ -136,14 +142,18 @@ class FitResult:
 
 
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
-        patience: int | None = None, min_delta: float = 0.0, verbose: int = 0) -> FitResult:
+        patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
+        verbose: int = 0) -> FitResult:
     """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
     val split; keep the weights of the best validation epoch (SPEC §8, §9)."""
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
     x_train, y_train = data.split("train")
     x_val, y_val = data.split("val")
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"need non-empty train and val splits, got {len(x_train)} and {len(x_val)}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
+                  **EXECUTIONS[execution])
     stopper = _EarlyStoppingBest(patience, min_delta)
     history = model.fit(
         x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
@@ -188,7 +198,7 @@ def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int 
         result["flops_per_epoch"] = 3 * model_flops(model) * len(data.splits["train"])
         run = fit(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
                   learning_rate=settings.learning_rate, patience=settings.patience,
-                  min_delta=settings.min_delta)
+                  min_delta=settings.min_delta, execution=settings.execution)
         result.update(epochs=run.epochs, seconds_per_epoch=run.seconds_per_epoch)
         if not run.finite:
             result["error"] = "non-finite loss"

@@ -1,0 +1,33 @@
+# Bractivate: evolutionary search of UNet dendritic skip connections (SPEC §1).
+#   snakemake --cores 8 --resources gpu=1                  the paper's full set-up
+#   snakemake --cores 2 --configfile presets/demo.yaml     minutes on a laptop CPU
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# A --configfile or --config that names `datasets` replaces config.yaml's data sets instead of
+# merging into them, so a preset or a user's own data never drags in the paper's downloads.
+if "datasets" in workflow.config_settings.overwrite_config:
+    config["datasets"] = workflow.config_settings.overwrite_config["datasets"]
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/search.smk"
+include: "rules/train.smk"
+include: "rules/ablation.smk"
+include: "rules/baselines.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,367 @@
+"""The paper's figures, drawn with seaborn from the stage outputs only (SPEC §12, STYLE §4).
+
+Each figure function takes tidy frames from :mod:`bractivate.report` (or paths to the files it
+reads), the output paths (PNG and PDF) and the ``figures`` config (``dpi``, ``style``), writes
+every path atomically and returns the paths it wrote. :func:`figure_job` is what the workflow's
+figure rules call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window, even where a display is set
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+
+from bractivate.genome import Genome  # noqa: E402
+from bractivate.io import atomic_path  # noqa: E402
+from bractivate.report import (  # noqa: E402
+    BRACTIVATE, fmt_sci, load_ablation_metrics, load_baseline_metrics, load_histories,
+    load_search_results, load_train_metrics, model_frame, read_activations, with_search_settings,
+)
+
+DEPTH_STUDY = (BRACTIVATE, "deep5", "deep7")  # Fig. 5 (SPEC §9)
+LOSS_STUDY = (BRACTIVATE, "bcl")  # Fig. 9: ELS vs BCL selection
+OP_COLORS = {"concat": "tab:blue", "add": "tab:orange"}
+MAIN_PATH_COLOR = "0.55"
+ACTIVITY_CMAP = "viridis"
+ACTIVATION_IMAGES = 3  # test images per data set in Fig. 6
+MARKERS = "osD^vPX*<>"
+
+
+@contextlib.contextmanager
+def _styled(style: Mapping):
+    with sns.axes_style(style["style"]), sns.plotting_context("paper"):
+        yield
+
+
+def save_figure(fig, paths: Sequence, dpi: int) -> list[Path]:
+    """Write ``fig`` to each path (format from its suffix) atomically and close it. PDFs carry
+    no creation date, so the same inputs give the same bytes."""
+    written = []
+    for path in map(Path, paths):
+        fmt = path.suffix.lstrip(".").lower()
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def _grid(rows: int, cols: int, width: float, height: float, **kwargs):
+    return plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                        layout="constrained", **kwargs)
+
+
+def _shared_legend(fig, axes, title: str | None = None, extra: Sequence = ()) -> None:
+    """One legend for the figure, from the first panel that has labelled artists."""
+    handles, labels = [], []
+    for ax in np.ravel(axes):
+        if not handles:
+            handles, labels = ax.get_legend_handles_labels()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    handles, labels = list(handles) + [h for h in extra], list(labels) + [h.get_label() for h in extra]
+    if handles:
+        fig.legend(handles, labels, title=title, loc="outside right upper", frameon=False)
+
+
+def _log_axis(ax, values, which: str = "x") -> None:
+    """A log axis for parameter counts labelled 200k, 1M, …: ticks at each decade over a wide
+    range, at 1, 2 and 5 per decade over about one decade, at every integer multiple over a
+    narrower one, so the labels neither vanish nor collide."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    span = float(np.log10(values.max() / values.min())) if len(values) else 2.0
+    subs = (1.0,) if span >= 2.0 else (1.0, 2.0, 5.0) if span >= 0.6 else tuple(range(1, 10))
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(ticker.LogLocator(subs=subs))
+    axis.set_major_formatter(ticker.EngFormatter(sep=""))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _order(values) -> list:
+    return list(pd.unique(pd.Series(values)))
+
+
+# ------------------------------------------------------------------------------ Fig. 4
+
+
+def u_layout(depth: int, dx: float = 0.6) -> dict[str, tuple[float, float]]:
+    """Block positions of a UNet drawn as a U: encoder down the left, the bottleneck at the
+    bottom, decoder up the right (``dec_i`` level with ``enc_i``)."""
+    pos = {f"enc{i}": (dx * i, -i) for i in range(depth)}
+    pos["mid"] = (dx * depth, -depth)
+    pos.update({f"dec{i}": (dx * (2 * depth - i), -i) for i in range(depth)})
+    return pos
+
+
+def draw_genome(ax, genome: Genome, activity: Mapping[str, float], norm: Normalize, cmap) -> None:
+    """One architecture: blocks coloured by activity (grey where it is unknown), the main path
+    as grey arrows, dendritic edges as curved arrows coloured by op."""
+    pos = u_layout(genome.depth)
+    shrink = 9  # points: about the node radius
+    for src, dst in zip(genome.blocks, genome.blocks[1:]):
+        ax.add_patch(FancyArrowPatch(pos[src], pos[dst], arrowstyle="-|>", mutation_scale=9,
+                                     color=MAIN_PATH_COLOR, lw=1.4, shrinkA=shrink, shrinkB=shrink,
+                                     zorder=1))
+    for edge in genome.edges:
+        x_src, x_dst, x_mid = pos[edge.src][0], pos[edge.dst][0], pos["mid"][0]
+        # Bend edges within one side outwards so they do not run along the main path.
+        rad = -0.35 if x_dst <= x_mid else 0.35 if x_src >= x_mid else 0.15
+        ax.add_patch(FancyArrowPatch(pos[edge.src], pos[edge.dst], arrowstyle="-|>",
+                                     mutation_scale=9, connectionstyle=f"arc3,rad={rad}",
+                                     color=OP_COLORS[edge.op], lw=1.1, alpha=0.9,
+                                     shrinkA=shrink, shrinkB=shrink, zorder=2))
+    values = [activity.get(b, np.nan) for b in genome.blocks]
+    colors = [cmap(norm(v)) if v is not None and np.isfinite(v) else (0.85, 0.85, 0.85, 1.0)
+              for v in values]
+    xs, ys = zip(*(pos[b] for b in genome.blocks))
+    ax.scatter(xs, ys, s=200, c=colors, edgecolors="black", linewidths=0.6, zorder=3)
+    mid_x = pos["mid"][0]
+    for block in genome.blocks:
+        x, y = pos[block]
+        side = -1 if x < mid_x else 1 if x > mid_x else 0
+        ax.annotate(f"{block}\n{genome.widths[block]}", (x, y), xytext=(14 * side, -15 * (side == 0)),
+                    textcoords="offset points", ha={-1: "right", 0: "center", 1: "left"}[side],
+                    va="center" if side else "top", fontsize=6)
+    ax.set_xlim(-0.9, 2 * mid_x + 0.9)
+    ax.set_ylim(-genome.depth - 0.8, 0.6)
+    ax.set_axis_off()
+
+
+def architecture_figure(searches: pd.DataFrame, paths: Sequence, style: Mapping) -> list[Path]:
+    """Fig. 4: the best genome of each search, one panel per data set (row) × trial (column)."""
+    datasets, trials = _order(searches["dataset"]), sorted(searches["trial"].unique())
+    values = [v for a in searches["activity"] for v in a.values() if v is not None and np.isfinite(v)]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    norm = Normalize(low, high if high > low else low + 1.0)
+    cmap = plt.get_cmap(ACTIVITY_CMAP)
+    with _styled(style):
+        fig, axes = _grid(len(datasets), len(trials), 3.2, 2.9)
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        for row in searches.itertuples(index=False):
+            ax = axes[datasets.index(row.dataset), trials.index(row.trial)]
+            genome = Genome.from_dict(row.genome)
+            draw_genome(ax, genome, row.activity, norm, cmap)
+            params = f", {fmt_sci(row.search_params)} params" if pd.notna(row.search_params) else ""
+            ax.set_title(f"{row.dataset}, trial {row.trial}: {row.experiment} {genome.hash[:8]}\n"
+                         f"depth {genome.depth}, {genome.filters} filters{params}", fontsize=7)
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(),
+                     label="block activity", shrink=0.6)
+        legend = [Line2D([], [], color=MAIN_PATH_COLOR, lw=1.4, label="main path")]
+        legend += [Line2D([], [], color=c, lw=1.1, label=f"dendrite ({op})") for op, c in OP_COLORS.items()]
+        fig.legend(handles=legend, loc="outside lower center", ncol=3, frameon=False)
+        return save_figure(fig, paths, style["dpi"])
+
+
+# ------------------------------------------------------------------------------ Fig. 5
+
+
+def depth_figure(train: pd.DataFrame, paths: Sequence, style: Mapping,
+                 experiments: Sequence[str] = DEPTH_STUDY) -> list[Path]:
+    """Fig. 5: test Dice vs seconds per epoch and vs parameters (log) per depth range; one row
+    per data set (``train`` from :func:`bractivate.report.with_search_settings`)."""
+    frame = train[train["experiment"].isin(experiments)]
+    frame = frame.assign(search=frame["experiment"] + " (depth " + frame["depth_range"] + ")")
+    hue_order, datasets = _order(frame["search"]), _order(frame["dataset"])
+    with _styled(style):
+        fig, axes = _grid(len(datasets), 2, 3.4, 2.7)
+        for (ax_time, ax_params), dataset in zip(axes, datasets):
+            part = frame[frame["dataset"] == dataset]
+            for ax, x in ((ax_time, "seconds_per_epoch"), (ax_params, "params")):
+                sns.scatterplot(data=part, x=x, y="test_dice", hue="search", style="search",
+                                hue_order=hue_order, style_order=hue_order, s=45, ax=ax)
+                ax.set_title(dataset)
+                ax.set_ylabel("test Dice")
+            ax_time.set_xlabel("seconds per epoch")
+            _log_axis(ax_params, part["params"])
+            ax_params.set_xlabel("parameters")
+        _shared_legend(fig, axes, "search")
+        return save_figure(fig, paths, style["dpi"])
+
+
+# ------------------------------------------------------------------------------ Fig. 6
+
+
+def activation_figure(ablation: pd.DataFrame, activation_paths: Sequence, paths: Sequence,
+                      style: Mapping, count: int = ACTIVATION_IMAGES) -> list[Path]:
+    """Fig. 6: for a few test images per data set, the image, its mask and the channel-mean
+    map of the ablated block's last conv layer intact, zeroed and their difference."""
+    maps = [read_activations(p, count) for p in activation_paths]
+    dice = ablation.set_index(["dataset", "trial"])
+    rows = sum(len(m["images"]) for m in maps)
+    with _styled(style):
+        fig, axes = _grid(rows, 5, 1.8, 1.8)
+        row = 0
+        for m in maps:
+            key = (m["dataset"], m["trial"])
+            if key not in dice.index:
+                raise ValueError(f"no ablation metrics for data set {key[0]!r}, trial {key[1]}")
+            scores = dice.loc[key]
+            for k in range(len(m["images"])):
+                intact, zeroed = m["intact"][k], m["zeroed"][k]
+                low, high = min(intact.min(), zeroed.min()), max(intact.max(), zeroed.max())
+                spread = float(np.abs(intact - zeroed).max()) or 1.0
+                panels = [(m["images"][k], "gray", None, None), (m["masks"][k], "gray", 0, 1),
+                          (intact, "magma", low, high), (zeroed, "magma", low, high),
+                          (intact - zeroed, "coolwarm", -spread, spread)]
+                for ax, (image, cmap, vmin, vmax) in zip(axes[row], panels):
+                    ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.grid(False)
+                axes[row, 0].set_ylabel(f"{m['dataset']} #{k}", fontsize=7)
+                if k == 0:
+                    titles = [f"{m['dataset']}, trial {m['trial']}\nblock {m['block']}", "mask",
+                              f"intact\nDice {scores['intact_dice']:.3f}",
+                              f"zeroed\nDice {scores['zeroed_dice']:.3f}", "intact − zeroed"]
+                    for ax, title in zip(axes[row], titles):
+                        ax.set_title(title, fontsize=7)
+                row += 1
+        return save_figure(fig, paths, style["dpi"])
+
+
+# ------------------------------------------------------------------------------ Fig. 7
+
+
+def dice_params_figure(models: pd.DataFrame, paths: Sequence, style: Mapping) -> list[Path]:
+    """Fig. 7: test Dice vs parameters (log) of every model, one panel per data set: trials
+    as faint points, mean ± std over trials as markers with error bars (``models`` from
+    :func:`bractivate.report.model_frame`)."""
+    model_order, datasets = _order(models["model"]), _order(models["dataset"])
+    palette = dict(zip(model_order, sns.color_palette("tab10", len(model_order))))
+    markers = dict(zip(model_order, itertools.cycle(MARKERS)))
+    means = models.groupby(["dataset", "model"], sort=False).agg(
+        dice=("test_dice", "mean"), dice_std=("test_dice", lambda s: s.std(ddof=1)),
+        params=("params", "mean")).reset_index()
+    with _styled(style):
+        fig, axes = _grid(1, len(datasets), 3.3, 3.3)
+        for ax, dataset in zip(axes[0], datasets):
+            sns.scatterplot(data=models[models["dataset"] == dataset], x="params", y="test_dice",
+                            hue="model", palette=palette, alpha=0.35, s=18, legend=False, ax=ax)
+            for mean in means[means["dataset"] == dataset].itertuples(index=False):
+                ax.errorbar(mean.params, mean.dice, yerr=np.nan_to_num(mean.dice_std), capsize=2,
+                            fmt=markers[mean.model], color=palette[mean.model], ms=6, label=mean.model)
+            _log_axis(ax, models.loc[models["dataset"] == dataset, "params"])
+            ax.set(title=dataset, xlabel="parameters", ylabel="test Dice")
+        _shared_legend(fig, axes, "model")
+        return save_figure(fig, paths, style["dpi"])
+
+
+# ------------------------------------------------------------------------------ Fig. 9
+
+
+def loss_figure(train: pd.DataFrame, paths: Sequence, style: Mapping,
+                experiments: Sequence[str] = LOSS_STUDY) -> list[Path]:
+    """Fig. 9: test Dice and parameters of the models selected under ELS (``main``) and BCL
+    (``bcl``), one line per trial joining the pair, one row per data set (``train`` from
+    :func:`bractivate.report.with_search_settings`)."""
+    frame = train[train["experiment"].isin(experiments)]
+    frame = frame.assign(selection=frame["loss"].str.upper() + " (" + frame["experiment"] + ")",
+                         trial=frame["trial"].astype(str))
+    order = [frame.loc[frame["experiment"] == e, "selection"].iloc[0] for e in experiments
+             if (frame["experiment"] == e).any()]
+    datasets = _order(frame["dataset"])
+    trial_order = sorted(frame["trial"].unique(), key=int)
+    with _styled(style):
+        fig, axes = _grid(len(datasets), 2, 2.8, 2.6)
+        for (ax_dice, ax_params), dataset in zip(axes, datasets):
+            part = frame[frame["dataset"] == dataset]
+            for ax, y, label in ((ax_dice, "test_dice", "test Dice"), (ax_params, "params", "parameters")):
+                sns.pointplot(data=part, x="selection", y=y, hue="trial", order=order,
+                              hue_order=trial_order, errorbar=None, markersize=5, linewidth=1.2, ax=ax)
+                ax.set(title=dataset, xlabel="selection loss", ylabel=label)
+            _log_axis(ax_params, part["params"], "y")
+        _shared_legend(fig, axes, "trial")
+        return save_figure(fig, paths, style["dpi"])
+
+
+# ------------------------------------------------------------------------ search traces
+
+
+def search_trace_figure(histories: pd.DataFrame, paths: Sequence, style: Mapping) -> list[Path]:
+    """Best-so-far score vs evaluation, one line per trial, one panel per data set (row) ×
+    experiment (column); successful evaluations as faint points, failed ones as red crosses
+    along the bottom (``histories`` from :func:`bractivate.report.load_histories`)."""
+    datasets, experiments = _order(histories["dataset"]), _order(histories["experiment"])
+    trials = sorted(histories["trial"].unique())
+    palette = dict(zip(trials, sns.color_palette("deep", len(trials))))
+    with _styled(style):
+        fig, axes = _grid(len(datasets), len(experiments), 2.9, 2.3)
+        for (dataset, experiment), part in histories.groupby(["dataset", "experiment"], sort=False):
+            ax = axes[datasets.index(dataset), experiments.index(experiment)]
+            for trial, run in part.groupby("trial"):
+                finite = run[np.isfinite(run["score"])]
+                ax.scatter(finite["evaluation"], finite["score"], s=8, color=palette[trial], alpha=0.3)
+                best = run["best_so_far"].where(np.isfinite(run["best_so_far"]))
+                ax.plot(run["evaluation"], best, drawstyle="steps-post", color=palette[trial],
+                        lw=1.4, label=f"trial {trial}")
+                failed = run.loc[~np.isfinite(run["score"]), "evaluation"]
+                ax.plot(failed, np.full(len(failed), 0.03), "x", color="tab:red", ms=4,
+                        transform=ax.get_xaxis_transform())
+            ax.set(title=f"{dataset} / {experiment}", xlabel="evaluation", ylabel="best score so far")
+        failed = Line2D([], [], ls="", marker="x", color="tab:red", label="failed evaluation")
+        _shared_legend(fig, axes, extra=[failed])
+        return save_figure(fig, paths, style["dpi"])
+
+
+# ------------------------------------------------------------------------------- rules
+
+
+def _fig4(inputs, paths, style):
+    return architecture_figure(load_search_results(inputs["best"]), paths, style)
+
+
+def _fig5(inputs, paths, style):
+    train = with_search_settings(load_train_metrics(inputs["metrics"]), load_search_results(inputs["best"]))
+    return depth_figure(train, paths, style)
+
+
+def _fig6(inputs, paths, style):
+    return activation_figure(load_ablation_metrics(inputs["ablation"]), inputs["activations"], paths, style)
+
+
+def _fig7(inputs, paths, style):
+    baselines = load_baseline_metrics(inputs["baselines"]) if inputs.get("baselines") else None
+    return dice_params_figure(model_frame(load_train_metrics(inputs["metrics"]), baselines), paths, style)
+
+
+def _fig9(inputs, paths, style):
+    train = with_search_settings(load_train_metrics(inputs["metrics"]), load_search_results(inputs["best"]))
+    return loss_figure(train, paths, style)
+
+
+def _search_traces(inputs, paths, style):
+    return search_trace_figure(load_histories(inputs["history"]), paths, style)
+
+
+FIGURE_JOBS: dict[str, Callable] = {"fig4": _fig4, "fig5": _fig5, "fig6": _fig6, "fig7": _fig7,
+                                    "fig9": _fig9, "search_traces": _search_traces}
+
+
+def figure_job(name: str, inputs: Mapping[str, Sequence[str]], paths: Sequence,
+               style: Mapping) -> list[Path]:
+    """A figure rule: load its named inputs (lists of paths), draw figure ``name``, write
+    ``paths`` (PNG and PDF)."""
+    if name not in FIGURE_JOBS:
+        raise ValueError(f"unknown figure {name!r}; expected one of {sorted(FIGURE_JOBS)}")
+    inputs = {key: [value] if isinstance(value, (str, Path)) else list(value)
+              for key, value in inputs.items()}
+    return FIGURE_JOBS[name](inputs, paths, style)

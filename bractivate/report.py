@@ -1,0 +1,440 @@
+"""The paper's tables from the stage outputs (SPEC §9–§12, STYLE §4).
+
+Loaders read one kind of stage output (metrics JSON, search results, search histories,
+Snakemake benchmark files, activation maps) into one tidy DataFrame with its provenance
+columns (data set, experiment or model, trial, seed, genome hash). Table builders are pure
+functions of those frames; each returns a :class:`ReportTable` that :func:`write_report_table`
+writes as TSV (tidy, with the numeric columns), Markdown and LaTeX (the display layout).
+
+Spread is the sample standard deviation over trials (``ddof=1``). With a single trial it is
+undefined: the TSV leaves it empty (NaN) and the cell shows ``± –``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from bractivate.io import read_json, write_table, write_text
+
+BRACTIVATE = "main"  # the experiment reported as Bractivate (SPEC §9)
+CONTROL = "random"  # the random-search control
+MODEL_NAMES = {
+    BRACTIVATE: "Bractivate",
+    CONTROL: "Random search",
+    "unet": "UNet",
+    "unetpp": "UNet++",
+    "wideunet": "Wide UNet",
+    "attunet": "Attention UNet",
+    "r2unet": "R2-UNet",
+    "nasunet": "NAS-UNet",
+}
+MISSING = "–"
+PROVENANCE = ["dataset", "experiment", "trial", "seed", "genome_hash"]
+
+# Stage outputs whose provenance is only in their path (SPEC §8, §10; Snakemake benchmarks),
+# matched at the end of the path: the workflow writes benchmarks under results/benchmarks/.
+HISTORY_LAYOUT = "results/search/{dataset}/{experiment}/trial{trial}/history.tsv"
+BENCHMARK_LAYOUT = "benchmarks/search/{dataset}/{experiment}/trial{trial}.tsv"
+ACTIVATIONS_LAYOUT = "results/ablation/{dataset}/trial{trial}/activations.h5"
+
+TRAIN_KEYS = ["dataset", "experiment", "trial", "genome_hash", "seed", "test_dice", "params"]
+BASELINE_KEYS = ["dataset", "model", "trial", "seed", "test_dice", "params"]
+ABLATION_KEYS = ["dataset", "trial", "experiment", "genome_hash", "block", "intact_dice",
+                 "zeroed_dice", "retrained_dice"]
+
+
+# --------------------------------------------------------------------------------- loaders
+
+
+def path_fields(path: str | Path, layout: str) -> dict:
+    """The wildcards of ``path`` under ``layout`` (``{dataset}``-style fields; ``trial`` an int).
+
+    The path may carry any prefix before the layout (an absolute or a test directory).
+    """
+    pattern = re.escape(layout)
+    for name in re.findall(r"\\\{(\w+)\\\}", pattern):
+        group = r"\d+" if name == "trial" else r"[^/]+"
+        pattern = pattern.replace(rf"\{{{name}\}}", f"(?P<{name}>{group})")
+    match = re.search(rf"(?:^|/){pattern}$", Path(path).as_posix())
+    if match is None:
+        raise ValueError(f"{path}: expected a path ending in {layout}")
+    fields = match.groupdict()
+    fields["trial"] = int(fields["trial"])
+    return fields
+
+
+def _read_rows(paths: Iterable, required: list[str]) -> list[dict]:
+    rows = []
+    for path in paths:
+        data = read_json(path)
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise ValueError(f"{path}: keys {missing} missing (expected {required})")
+        rows.append(data)
+    return rows
+
+
+def _frame(rows: list[dict], columns: list[str], kind: str) -> pd.DataFrame:
+    if not rows:
+        raise ValueError(f"no {kind} files given")
+    frame = pd.DataFrame(rows)
+    front = [c for c in columns if c in frame]
+    frame = frame[front + [c for c in frame if c not in front]]
+    return frame.astype({"trial": int}).reset_index(drop=True)
+
+
+def load_train_metrics(paths: Iterable) -> pd.DataFrame:
+    """One row per fully trained search result (``results/train/…/metrics.json``)."""
+    return _frame(_read_rows(paths, TRAIN_KEYS), PROVENANCE, "train metrics")
+
+
+def load_baseline_metrics(paths: Iterable) -> pd.DataFrame:
+    """One row per trained baseline (``results/baselines/…/metrics.json``); no genome hash."""
+    frame = _frame(_read_rows(paths, BASELINE_KEYS), ["dataset", "model", "trial", "seed"],
+                   "baseline metrics")
+    return frame.assign(genome_hash=frame.get("genome_hash", ""))
+
+
+def load_ablation_metrics(paths: Iterable) -> pd.DataFrame:
+    """One row per ablated model (``results/ablation/…/metrics.json``), SPEC §10."""
+    frame = _frame(_read_rows(paths, ABLATION_KEYS), PROVENANCE + ["block"], "ablation metrics")
+    if "seed" not in frame:
+        frame.insert(3, "seed", np.nan)
+    return frame
+
+
+def load_search_results(paths: Iterable) -> pd.DataFrame:
+    """One row per search (``best_genome.json``): provenance, the best genome and its search
+    result, and the settings that label the experiments (loss, depth range, mutation)."""
+    rows = []
+    paths = list(paths)
+    for path, data in zip(paths, _read_rows(paths, ["genome", "result", "settings", "dataset",
+                                                    "experiment", "trial"])):
+        result, settings, genome = data["result"], data["settings"], data["genome"]
+        missing = [k for k in ("loss", "depth_range", "mutation", "seed") if k not in settings]
+        if missing:
+            raise ValueError(f"{path}: settings {missing} missing")
+        low, high = settings["depth_range"]
+        rows.append({
+            "dataset": data["dataset"], "experiment": data["experiment"], "trial": int(data["trial"]),
+            "seed": settings["seed"], "genome_hash": result["genome_hash"], "loss": settings["loss"],
+            "mutation": settings["mutation"], "depth_range": f"{low}–{high}",
+            "depth": genome["depth"], "filters": genome["filters"], "genome": genome,
+            "activity": result.get("activity") or {}, "search_params": result["params"],
+            "search_val_dice": result["val_dice"], "search_score": result["score"],
+        })
+    return _frame(rows, PROVENANCE, "search result")
+
+
+def with_search_settings(train: pd.DataFrame, searches: pd.DataFrame) -> pd.DataFrame:
+    """Train metrics joined with the search that found each genome (loss, depth range, depth)."""
+    keys = ["dataset", "experiment", "trial"]
+    extra = searches[keys + ["loss", "mutation", "depth_range", "depth", "filters"]]
+    merged = train.merge(extra, on=keys, how="left", validate="one_to_one")
+    unmatched = merged[merged["depth_range"].isna()]
+    if len(unmatched):
+        raise ValueError(f"train metrics without a search result: {unmatched[keys].to_dict('records')}")
+    return merged
+
+
+def load_histories(paths: Iterable) -> pd.DataFrame:
+    """Every evaluation of every search (``history.tsv``), with ``best_so_far``: the running
+    minimum of the score over successful evaluations (``inf`` until the first one)."""
+    frames = []
+    for path in paths:
+        fields = path_fields(path, HISTORY_LAYOUT)
+        history = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+        missing = {"evaluation", "genome_hash", "score", "outcome"} - set(history)
+        if missing:
+            raise ValueError(f"{path}: columns {sorted(missing)} missing")
+        score = pd.to_numeric(history["score"], errors="coerce").astype(float)
+        ok = (history["outcome"] == "ok") & np.isfinite(score)
+        history = history.sort_values("evaluation").assign(
+            score=score.where(ok, math.inf), **fields)
+        history["best_so_far"] = history["score"].cummin()
+        frames.append(history)
+    if not frames:
+        raise ValueError("no search history files given")
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["dataset", "experiment", "trial"] + [c for c in frame if c not in
+                                                       ("dataset", "experiment", "trial")]]
+
+
+def load_search_hours(paths: Iterable) -> pd.DataFrame:
+    """Wall-clock hours of each search job from its Snakemake benchmark file (column ``s``;
+    the mean over rows when the benchmark repeated the job)."""
+    rows = []
+    for path in paths:
+        bench = pd.read_csv(path, sep="\t")
+        if "s" not in bench or bench.empty:
+            raise ValueError(f"{path}: expected a Snakemake benchmark table with an 's' column")
+        rows.append({**path_fields(path, BENCHMARK_LAYOUT), "seconds": float(bench["s"].mean())})
+    frame = _frame(rows, ["dataset", "experiment", "trial"], "benchmark")
+    return frame.assign(hours=frame["seconds"] / 3600)
+
+
+def read_activations(path: str | Path, count: int) -> dict:
+    """The first ``count`` test images of an ablation's activation file with their masks and
+    the channel-mean maps of the ablated block's last conv layer, intact and zeroed."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        missing = [k for k in ("images", "masks", "intact", "zeroed") if k not in h5]
+        if missing:
+            raise ValueError(f"{path}: HDF5 datasets {missing} missing")
+        return {
+            **path_fields(path, ACTIVATIONS_LAYOUT),
+            "images": h5["images"][:count, ..., 0], "masks": h5["masks"][:count, ..., 0],
+            "intact": h5["intact"][:count].mean(axis=-1), "zeroed": h5["zeroed"][:count].mean(axis=-1),
+            "block": _text(h5.attrs.get("block", "")), "layer": _text(h5.attrs.get("layer", "")),
+        }
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def model_frame(train: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Bractivate, the random control and the baselines as one frame: ``source`` is the
+    experiment or baseline key, ``model`` its display name (Table 2, Fig. 7)."""
+    ours = train[train["experiment"].isin([BRACTIVATE, CONTROL])].assign(source=train["experiment"])
+    parts = [ours]
+    if baselines is not None and len(baselines):
+        parts.append(baselines.assign(source=baselines["model"]))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["model"] = frame["source"].map(lambda s: MODEL_NAMES.get(s, s))
+    columns = ["dataset", "model", "source", "trial", "seed", "genome_hash", "test_dice", "params"]
+    return frame[columns]
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def fmt_sci(value: float) -> str:
+    """``123456 -> '1.2e5'``: one decimal, no exponent sign or padding."""
+    if value is None or not np.isfinite(value):
+        return MISSING
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def fmt_mean_std(mean: float, std: float, decimals: int = 3) -> str:
+    """``'0.912 ± 0.004'``; ``'0.912 ± –'`` when the spread is undefined (one trial)."""
+    if mean is None or not np.isfinite(mean):
+        return MISSING
+    spread = f"{std:.{decimals}f}" if std is not None and np.isfinite(std) else MISSING
+    return f"{mean:.{decimals}f} ± {spread}"
+
+
+def _decimals(value: float) -> int:
+    """Two decimals, more for values below 1 so that short searches do not read as 0.00 h."""
+    if not np.isfinite(value) or value <= 0 or value >= 1:
+        return 2
+    return min(6, 2 - math.floor(math.log10(value)))
+
+
+def summarise(frame: pd.DataFrame, by: list[str], column: str, prefix: str | None = None) -> pd.DataFrame:
+    """``n``, mean and sample std (ddof=1, NaN for one trial) of ``column`` per group, groups in
+    order of first appearance."""
+    prefix = prefix or column
+    grouped = frame.groupby(by, sort=False)[column]
+    return grouped.agg(n="count", mean="mean", std=lambda s: s.std(ddof=1)).reset_index().rename(
+        columns={"mean": f"{prefix}_mean", "std": f"{prefix}_std"})
+
+
+# --------------------------------------------------------------------------------- tables
+
+
+@dataclass
+class ReportTable:
+    """A table twice: ``tidy`` (one row per group, numeric columns and the cell text) for the
+    TSV, ``display`` (the paper's layout, text cells) for Markdown and LaTeX."""
+
+    name: str
+    title: str
+    caption: str
+    tidy: pd.DataFrame
+    display: pd.DataFrame
+
+
+def table2_dice(models: pd.DataFrame) -> ReportTable:
+    """Table 2: test Dice mean ± std over trials, with the mean parameter count, per model ×
+    data set (``models`` from :func:`model_frame`)."""
+    dice = summarise(models, ["model", "source", "dataset"], "test_dice", "dice")
+    params = summarise(models, ["model", "source", "dataset"], "params")
+    tidy = dice.merge(params.drop(columns="n"), on=["model", "source", "dataset"])
+    tidy["cell"] = [f"{fmt_mean_std(m, s)} ({fmt_sci(p)})"
+                    for m, s, p in zip(tidy["dice_mean"], tidy["dice_std"], tidy["params_mean"])]
+    display = _pivot(tidy, "model", "Model", "dataset")
+    return ReportTable("table2_dice", "Table 2", "Test Dice, mean ± std over trials (mean parameter count), "
+                       "per model and data set.", tidy, display)
+
+
+def table3_search_hours(hours: pd.DataFrame) -> ReportTable:
+    """Table 3: wall-clock search hours per data set and experiment, mean ± std over trials."""
+    tidy = summarise(hours, ["dataset", "experiment"], "hours")
+    tidy["cell"] = [fmt_mean_std(m, s, _decimals(m)) for m, s in zip(tidy["hours_mean"], tidy["hours_std"])]
+    display = _pivot(tidy, "dataset", "Data set", "experiment")
+    return ReportTable("table3_search_hours", "Table 3", "Search wall-clock hours per data set and "
+                       "experiment, mean ± std over trials.", tidy, display)
+
+
+def table_ablation(ablation: pd.DataFrame) -> ReportTable:
+    """Ablation of the most active block's dendrites (SPEC §10): test Dice intact, zeroed and
+    retrained, and the drops intact − zeroed and intact − retrained, mean ± std over trials.
+    ``block`` lists the ablated blocks of the trials, each once."""
+    frame = ablation.assign(drop_zeroed=ablation["intact_dice"] - ablation["zeroed_dice"],
+                            drop_retrained=ablation["intact_dice"] - ablation["retrained_dice"])
+    keys = ["dataset", "experiment"]
+    labels = {"intact_dice": "Intact", "zeroed_dice": "Zeroed", "retrained_dice": "Retrained",
+              "drop_zeroed": "Drop (zeroed)", "drop_retrained": "Drop (retrained)"}
+    prefixes = {column: column.removesuffix("_dice") for column in labels}
+    tidy = frame.groupby(keys, sort=False)["block"].agg(lambda s: ", ".join(pd.unique(s))).reset_index()
+    for column, prefix in prefixes.items():
+        part = summarise(frame, keys, column, prefix)
+        tidy = tidy.merge(part if "n" not in tidy else part.drop(columns="n"), on=keys)
+    for prefix in prefixes.values():
+        tidy[f"{prefix}_cell"] = [fmt_mean_std(m, s) for m, s in
+                                  zip(tidy[f"{prefix}_mean"], tidy[f"{prefix}_std"])]
+    tidy = tidy[keys + ["n", "block"] + [c for c in tidy if c not in (*keys, "n", "block")]]
+    display = pd.DataFrame({"Data set": tidy["dataset"], "Experiment": tidy["experiment"],
+                            "Block": tidy["block"], "Trials": tidy["n"].astype(str)})
+    for column, label in labels.items():
+        display[label] = tidy[f"{prefixes[column]}_cell"]
+    return ReportTable("table_ablation", "Ablation", "Ablation of the most active block's "
+                       "dendrites: test Dice intact, zeroed, retrained without them, and the "
+                       "drops from intact, mean ± std over trials.", tidy, display)
+
+
+def paired_trials(train: pd.DataFrame, first: str = BRACTIVATE, second: str = CONTROL) -> pd.DataFrame:
+    """Per data set and trial, the test Dice of ``first`` and ``second`` and their difference
+    (first − second). Trials pair on the trial number: the same seed for both experiments."""
+    keys = ["dataset", "trial"]
+    cols = keys + ["seed", "genome_hash", "test_dice"]
+    a = train.loc[train["experiment"] == first, cols]
+    b = train.loc[train["experiment"] == second, cols].drop(columns="seed")
+    paired = a.merge(b, on=keys, how="inner", suffixes=(f"_{first}", f"_{second}"), validate="one_to_one")
+    paired["difference"] = paired[f"test_dice_{first}"] - paired[f"test_dice_{second}"]
+    return paired
+
+
+def paired_comparison(pairs: pd.DataFrame, first: str = BRACTIVATE, second: str = CONTROL) -> ReportTable:
+    """Mean and std of the per-trial Dice differences per data set and a paired t test
+    (``scipy.stats.ttest_rel``) where there are at least two pairs that are not all equal."""
+    from scipy.stats import ttest_rel
+
+    rows = []
+    for dataset, group in pairs.groupby("dataset", sort=False):
+        diff = group["difference"].to_numpy(float)
+        row = {"dataset": dataset, "n": len(diff), "mean_difference": diff.mean(),
+               "std_difference": diff.std(ddof=1) if len(diff) > 1 else np.nan,
+               "t": np.nan, "p": np.nan}
+        if len(diff) < 2:
+            row["test"] = "n too small"
+        elif np.ptp(diff) == 0:
+            row["test"] = "differences all equal"
+        else:
+            result = ttest_rel(group[f"test_dice_{first}"], group[f"test_dice_{second}"])
+            row.update(t=float(result.statistic), p=float(result.pvalue), test="paired t")
+        row["differences"] = ", ".join(f"{d:+.3f}" for d in diff)
+        rows.append(row)
+    tidy = pd.DataFrame(rows, columns=["dataset", "n", "mean_difference", "std_difference", "t",
+                                       "p", "test", "differences"])
+    tidy["cell"] = [fmt_mean_std(m, s) for m, s in zip(tidy["mean_difference"], tidy["std_difference"])]
+    display = pd.DataFrame({
+        "Data set": tidy["dataset"], "Trials": tidy["n"].astype(str),
+        "Per-trial difference": tidy["differences"], "Mean ± std": tidy["cell"],
+        "t": [f"{t:.2f}" if np.isfinite(t) else MISSING for t in tidy["t"]],
+        "p": [f"{p:.3g}" if np.isfinite(p) else note for p, note in zip(tidy["p"], tidy["test"])],
+    })
+    label = f"{MODEL_NAMES.get(first, first)} − {MODEL_NAMES.get(second, second)}"
+    caption = f"Paired test Dice difference {label} per data set (trials paired by seed) and a paired t test."
+    return ReportTable(f"paired_{first}_{second}", "Paired comparison", caption, tidy, display)
+
+
+def _pivot(tidy: pd.DataFrame, rows: str, row_label: str, columns: str) -> pd.DataFrame:
+    wide = tidy.pivot(index=rows, columns=columns, values="cell")
+    wide = wide.reindex(index=pd.unique(tidy[rows]), columns=pd.unique(tidy[columns]))
+    wide = wide.fillna(MISSING).reset_index().rename(columns={rows: row_label})
+    wide.columns.name = None
+    return wide
+
+
+# -------------------------------------------------------------------------------- writers
+
+
+def to_markdown(table: ReportTable) -> str:
+    """A GitHub-flavoured Markdown table under a caption line."""
+    display = table.display.astype(str)
+    header = list(display.columns)
+    lines = [f"**{table.title}.** {table.caption}", "",
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if _numeric(display[c]) else ":---" for c in header) + "|"]
+    lines += ["| " + " | ".join(v.replace("|", r"\|") for v in row) + " |"
+              for row in display.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _numeric(column: pd.Series) -> bool:
+    """Whether a display column holds numbers (right-aligned) rather than names."""
+    return bool(column.str.match(r"^[-+–]?\d|^–$").all())
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+_LATEX_TEXT = {"±": r"$\pm$", "–": "--", "−": "$-$"}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters; ± as ``$\\pm$``, the en dash as ``--``, a minus
+    sign before a number as ``$-$``."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for char, replacement in _LATEX_TEXT.items():
+        out = out.replace(char, replacement)
+    return re.sub(r"(?<![\w.-])-(?=\d)", "$-$", out)  # a minus sign, not a hyphen
+
+
+def to_latex(table: ReportTable) -> str:
+    """A ``table`` float with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+    display = table.display.astype(str)
+    spec = "".join("r" if _numeric(display[c]) else "l" for c in display.columns)
+    lines = [r"\begin{table}[ht]", r"\centering",
+             rf"\caption{{{latex_escape(table.caption)}}}", rf"\label{{tab:{table.name}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(latex_escape(c) for c in display.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in display.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report_table(table: ReportTable, tsv, md, tex) -> None:
+    """Write ``table`` as TSV (tidy), Markdown and LaTeX (display), each atomically."""
+    write_table(tsv, table.tidy)
+    write_text(md, to_markdown(table))
+    write_text(tex, to_latex(table))
+
+
+def tables_job(*, train, baselines, ablation, benchmarks, outputs) -> dict[str, ReportTable]:
+    """Rule ``tables``: load the stage outputs, build every table, write them to ``outputs``
+    (``<name>``, ``<name>_md`` and ``<name>_tex`` per table, and ``paired_trials``)."""
+    train_frame = load_train_metrics(train)
+    baseline_frame = load_baseline_metrics(baselines) if baselines else None
+    pairs = paired_trials(train_frame)
+    tables = {
+        "table2": table2_dice(model_frame(train_frame, baseline_frame)),
+        "table3": table3_search_hours(load_search_hours(benchmarks)),
+        "ablation": table_ablation(load_ablation_metrics(ablation)),
+        "paired": paired_comparison(pairs),
+    }
+    for key, table in tables.items():
+        write_report_table(table, outputs[key], outputs[f"{key}_md"], outputs[f"{key}_tex"])
+    write_table(outputs["paired_trials"], pairs)
+    return tables

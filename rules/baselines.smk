@@ -1,0 +1,24 @@
+# Stage 6: the baseline UNets under the same split, protocol and trials (SPEC §11).
+
+
+rule baseline:
+    input:
+        data="resources/{dataset}.h5",
+    output:
+        metrics="results/baselines/{dataset}/{model}/trial{trial}/metrics.json",
+        history="results/baselines/{dataset}/{model}/trial{trial}/history.tsv",
+    log:
+        "logs/baseline/{dataset}/{model}/trial{trial}.log",
+    benchmark:
+        "results/benchmarks/baseline/{dataset}/{model}/trial{trial}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: GPU_RULE_THREADS
+    resources:
+        gpu=1,
+    params:
+        train=config["train"],
+        width_scale=config["baselines"]["width_scale"],
+        seed=lambda wc: config["seed"] + int(wc.trial),
+    script:
+        "../scripts/baseline.py"

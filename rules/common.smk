@@ -1,0 +1,131 @@
+# Target lists, input functions and wildcard constraints shared by every stage.
+import json
+
+from bractivate.data import validate_entry
+
+for _name, _entry in config["datasets"].items():
+    validate_entry(_name, _entry)
+if abs(sum(config["split"].values()) - 1) > 1e-6:
+    raise ValueError(f"config split: fractions {config['split']} must sum to 1")
+
+DATASETS = list(config["datasets"])
+EXPERIMENTS = list(config["experiments"])
+TRIALS = list(range(1, config["trials"] + 1))
+BASELINES = config["baselines"]["models"]
+ABLATED = config["ablation"]["experiment"]
+GPU_RULE_THREADS = config["threads"]
+if ABLATED not in EXPERIMENTS:
+    raise ValueError(
+        f"config ablation.experiment: {ABLATED!r} is not one of the experiments {EXPERIMENTS}"
+    )
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    experiment="|".join(EXPERIMENTS),
+    trial=r"\d+",
+    model="|".join(BASELINES) or "none",
+
+
+def search_settings(wildcards):
+    """The experiment's search settings on top of the shared ones, seeded per trial."""
+    settings = {**config["search"], **config["experiments"][wildcards.experiment]}
+    return {**settings, "seed": config["seed"] + int(wildcards.trial)}
+
+
+def raw_input(wildcards):
+    """Where preprocess reads a data set: the download manifest, or the user's own folder."""
+    entry = config["datasets"][wildcards.dataset]
+    if entry["source"] == "path":
+        return entry["path"]
+    return f"resources/raw/{wildcards.dataset}.json"
+
+
+def search_outputs(experiments=None):
+    return expand(
+        "results/search/{dataset}/{experiment}/trial{trial}/best_genome.json",
+        dataset=DATASETS,
+        experiment=experiments or EXPERIMENTS,
+        trial=TRIALS,
+    )
+
+
+def train_outputs(experiments=None):
+    return expand(
+        "results/train/{dataset}/{experiment}/trial{trial}/metrics.json",
+        dataset=DATASETS,
+        experiment=experiments or EXPERIMENTS,
+        trial=TRIALS,
+    )
+
+
+def ablation_outputs():
+    return expand(
+        "results/ablation/{dataset}/trial{trial}/metrics.json",
+        dataset=DATASETS,
+        trial=TRIALS,
+    )
+
+
+def baseline_outputs():
+    return expand(
+        "results/baselines/{dataset}/{model}/trial{trial}/metrics.json",
+        dataset=DATASETS,
+        model=BASELINES,
+        trial=TRIALS,
+    )
+
+
+# The experiments each result is made from (SPEC §9): `main` is Bractivate, `random` its
+# control. bractivate.report and bractivate.figures use the same names.
+REPORT_EXPERIMENTS = {
+    "tables": ["main", "random"],
+    "fig4": ["main"],
+    "fig5": ["main", "deep5", "deep7"],
+    "fig6": [ABLATED],
+    "fig7": ["main", "random"],
+    "fig9": ["main", "bcl"],
+    "search_traces": EXPERIMENTS,
+}
+TABLES = ["table2_dice", "table3_search_hours", "table_ablation", "paired_main_random"]
+SEARCH_HISTORIES = expand(
+    "results/search/{dataset}/{experiment}/trial{trial}/history.tsv",
+    dataset=DATASETS,
+    experiment=EXPERIMENTS,
+    trial=TRIALS,
+)
+SEARCH_BENCHMARKS = expand(
+    "results/benchmarks/search/{dataset}/{experiment}/trial{trial}.tsv",
+    dataset=DATASETS,
+    experiment=EXPERIMENTS,
+    trial=TRIALS,
+)
+
+
+def report_outputs():
+    """Every table and figure whose experiments config.yaml defines."""
+    wanted = [
+        name
+        for name, experiments in REPORT_EXPERIMENTS.items()
+        if set(experiments) <= set(EXPERIMENTS)
+    ]
+    outputs = []
+    if "tables" in wanted:
+        outputs += expand(
+            "results/tables/{table}.{ext}", table=TABLES, ext=["tsv", "md", "tex"]
+        )
+        outputs.append("results/tables/paired_main_random_trials.tsv")
+    figures = [name for name in wanted if name != "tables"]
+    return outputs + expand(
+        "results/figures/{figure}.{ext}", figure=figures, ext=["png", "pdf"]
+    )
+
+
+def all_targets():
+    return (
+        search_outputs()
+        + train_outputs()
+        + ablation_outputs()
+        + baseline_outputs()
+        + report_outputs()
+    )

@@ -1,0 +1,25 @@
+# Stage 4: train the best genome of each search in full (SPEC §9).
+
+
+rule train_best:
+    input:
+        data="resources/{dataset}.h5",
+        best="results/search/{dataset}/{experiment}/trial{trial}/best_genome.json",
+    output:
+        model="results/train/{dataset}/{experiment}/trial{trial}/model.keras",
+        metrics="results/train/{dataset}/{experiment}/trial{trial}/metrics.json",
+        history="results/train/{dataset}/{experiment}/trial{trial}/history.tsv",
+    log:
+        "logs/train_best/{dataset}/{experiment}/trial{trial}.log",
+    benchmark:
+        "results/benchmarks/train_best/{dataset}/{experiment}/trial{trial}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: GPU_RULE_THREADS
+    resources:
+        gpu=1,
+    params:
+        train=config["train"],
+        seed=lambda wc: config["seed"] + int(wc.trial),
+    script:
+        "../scripts/train_best.py"

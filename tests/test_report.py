@@ -1,0 +1,317 @@
+"""Tables from fake stage outputs: the numbers in the tables are the ones in the files."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from bractivate.genome import block_names, random_genome
+from bractivate.report import (
+    HISTORY_LAYOUT, fmt_mean_std, fmt_sci, latex_escape, load_histories, load_search_hours,
+    load_train_metrics, paired_comparison, paired_trials, path_fields, tables_job,
+)
+
+DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
+TRIALS = (1, 2, 3)
+EXPERIMENTS = {"main": ("els", [2, 5]), "random": ("els", [2, 5]), "deep5": ("els", [5, 10]),
+               "deep7": ("els", [7, 10]), "bcl": ("bcl", [2, 5])}
+BASELINES = ("unet", "unetpp")
+HISTORY_COLUMNS = ["evaluation", "genome_hash", "origin", "parent_hash", "depth", "filters", "edges",
+                   "params", "seconds_per_epoch", "flops_per_epoch", "epochs", "val_bcl", "val_dice",
+                   "score", "activity", "outcome", "error"]
+
+
+def _json(path: Path, obj) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def _history(path: Path, rng, fail_first: bool) -> str:
+    rows = []
+    for evaluation in range(8):
+        failed = (fail_first and evaluation < 2) or evaluation == 5
+        score = math.inf if failed else float(rng.uniform(0.1, 1.0))
+        rows.append({"evaluation": evaluation, "genome_hash": f"{evaluation:016x}", "origin": "initial",
+                     "parent_hash": "", "depth": 2, "filters": 8, "edges": "[]", "params": 1000,
+                     "seconds_per_epoch": 1.0, "flops_per_epoch": 1e9, "epochs": 3,
+                     "val_bcl": score, "val_dice": 0.5, "score": score, "activity": "{}",
+                     "outcome": "failed" if failed else "ok", "error": "OOM" if failed else ""})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+KINDS = ("train", "best", "history", "benchmarks", "ablation", "activations", "baselines")
+
+
+def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int = 0) -> dict[str, list[str]]:
+    """Every stage output the tables and figures read, with random but fixed values, laid out
+    as the workflow writes them under ``root``. Returns the paths by kind."""
+    rng = np.random.default_rng(seed)
+    results = root / "results"
+    out = {kind: [] for kind in KINDS}
+    for dataset in datasets:
+        for experiment, (loss, depth_range) in EXPERIMENTS.items():
+            for trial in trials:
+                genome = random_genome(rng, tuple(depth_range), (4, 16))
+                activity = {b: float(rng.uniform(0, 2)) for b in block_names(genome.depth)}
+                params = int(rng.integers(10**4, 10**6))
+                result = {"evaluation": 3, "genome_hash": genome.hash, "params": params,
+                          "val_dice": float(rng.uniform(0.5, 0.9)), "score": float(rng.uniform(0.1, 1)),
+                          "activity": activity, "outcome": "ok"}
+                settings = {"loss": loss, "depth_range": depth_range, "seed": trial,
+                            "mutation": "random" if experiment == "random" else "dendritic"}
+                run = results / "search" / dataset / experiment / f"trial{trial}"
+                out["best"].append(_json(run / "best_genome.json", {
+                    "genome": genome.to_dict(), "result": result, "settings": settings,
+                    "dataset": dataset, "experiment": experiment, "trial": trial}))
+                out["history"].append(_history(run / "history.tsv", rng, fail_first=trial == 1))
+                bench = results / "benchmarks" / "search" / dataset / experiment / f"trial{trial}.tsv"
+                bench.parent.mkdir(parents=True, exist_ok=True)
+                seconds = float(rng.uniform(600, 20000))
+                bench.write_text(BENCHMARK_HEADER + f"{seconds:.4f}\t0:10:00\t812.5\t900.1\t700.2\t710.3"
+                                 f"\t1.2\t3.4\t95.0\t{seconds:.1f}\n")
+                out["benchmarks"].append(str(bench))
+                metrics = results / "train" / dataset / experiment / f"trial{trial}" / "metrics.json"
+                out["train"].append(_json(metrics, {
+                    "dataset": dataset, "experiment": experiment, "trial": trial, "genome_hash": genome.hash,
+                    "seed": trial, "test_dice": float(rng.uniform(0.6, 0.95)), "test_bcl": 0.3,
+                    "val_dice": 0.8, "val_bcl": 0.3, "params": params, "epochs": 20, "best_epoch": 12,
+                    "seconds_per_epoch": float(rng.uniform(0.5, 5)), "n_test": 8}))
+        for model in BASELINES:
+            for trial in trials:
+                metrics = results / "baselines" / dataset / model / f"trial{trial}" / "metrics.json"
+                out["baselines"].append(_json(metrics, {
+                    "dataset": dataset, "model": model, "trial": trial, "seed": trial,
+                    "test_dice": float(rng.uniform(0.6, 0.95)), "test_bcl": 0.3, "val_dice": 0.8,
+                    "val_bcl": 0.3, "params": int(rng.integers(10**5, 10**7)), "epochs": 20,
+                    "best_epoch": 10, "seconds_per_epoch": 2.0, "n_test": 8}))
+        for trial in trials:
+            run = results / "ablation" / dataset / f"trial{trial}"
+            block = "dec1" if trial < 3 else "mid"
+            intact = float(rng.uniform(0.8, 0.95))
+            out["ablation"].append(_json(run / "metrics.json", {
+                "dataset": dataset, "trial": trial, "experiment": "main", "genome_hash": f"{trial:016x}",
+                "block": block, "block_activity": 1.5, "edges": [{"src": "enc0", "dst": block, "op": "add"}],
+                "intact_dice": intact, "zeroed_dice": intact - float(rng.uniform(0, 0.3)),
+                "retrained_dice": intact - float(rng.uniform(-0.05, 0.1)),
+                "params_intact": 50000, "params_retrained": 48000}))
+            with h5py.File(run / "activations.h5", "w") as h5:
+                h5["images"] = rng.uniform(0, 1, (4, 32, 32, 1)).astype("float32")
+                h5["masks"] = (rng.uniform(0, 1, (4, 32, 32, 1)) > 0.5).astype("float32")
+                h5["intact"] = rng.normal(0, 1, (4, 16, 16, 6)).astype("float32")
+                h5["zeroed"] = rng.normal(0, 0.5, (4, 16, 16, 6)).astype("float32")
+                h5.attrs.update(block=block, layer=f"{block}_conv2")
+                h5.create_group("activity").attrs.update({"enc0": 0.2, block: 1.5})
+            out["activations"].append(str(run / "activations.h5"))
+    return out
+
+
+def table_outputs(root: Path) -> dict[str, str]:
+    names = {"table2": "table2_dice", "table3": "table3_search_hours", "ablation": "table_ablation",
+             "paired": "paired_main_random"}
+    outputs = {}
+    for key, name in names.items():
+        for suffix, ext in (("", "tsv"), ("_md", "md"), ("_tex", "tex")):
+            outputs[key + suffix] = str(root / "results" / "tables" / f"{name}.{ext}")
+    outputs["paired_trials"] = str(root / "results" / "tables" / "paired_main_random_trials.tsv")
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stage")
+    return root, write_stage_outputs(root)
+
+
+@pytest.fixture(scope="module")
+def written(stage):
+    root, paths = stage
+    outputs = table_outputs(root)
+    tables_job(train=paths["train"], baselines=paths["baselines"], ablation=paths["ablation"],
+               benchmarks=paths["benchmarks"], outputs=outputs)
+    return outputs
+
+
+def _metrics(paths, **match) -> list[dict]:
+    rows = [json.loads(Path(p).read_text()) for p in paths]
+    return [r for r in rows if all(r[k] == v for k, v in match.items())]
+
+
+def _tsv(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+
+
+def test_table2_numbers_are_the_trial_mean_and_sample_std(stage, written):
+    _, paths = stage
+    table = _tsv(written["table2"])
+    sources = {"main": "Bractivate", "random": "Random search", "unet": "UNet", "unetpp": "UNet++"}
+    assert list(pd.unique(table["model"])) == list(sources.values())
+    assert len(table) == len(sources) * len(DATASETS)
+    for source, model in sources.items():
+        for dataset in DATASETS:
+            key = "experiment" if source in ("main", "random") else "model"
+            rows = _metrics(paths["train"] if key == "experiment" else paths["baselines"],
+                            dataset=dataset, **{key: source})
+            dice = [r["test_dice"] for r in rows]
+            params = [r["params"] for r in rows]
+            (row,) = table[(table["model"] == model) & (table["dataset"] == dataset)].to_dict("records")
+            assert row["source"] == source and row["n"] == 3
+            assert row["dice_mean"] == pytest.approx(statistics.mean(dice), abs=1e-12)
+            assert row["dice_std"] == pytest.approx(statistics.stdev(dice), abs=1e-12)
+            assert row["params_mean"] == pytest.approx(statistics.mean(params))
+            mantissa, exponent = f"{statistics.mean(params):.1e}".split("e")
+            spread = f"{statistics.mean(dice):.3f} ± {statistics.stdev(dice):.3f}"
+            assert row["cell"] == f"{spread} ({mantissa}e{int(exponent)})"
+
+
+def test_table3_hours_come_from_the_benchmark_seconds(stage, written):
+    _, paths = stage
+    table = _tsv(written["table3"])
+    assert len(table) == len(DATASETS) * len(EXPERIMENTS)
+    for row in table.to_dict("records"):
+        hours = [pd.read_csv(p, sep="\t")["s"].iloc[0] / 3600 for p in paths["benchmarks"]
+                 if f"/{row['dataset']}/{row['experiment']}/" in p]
+        assert row["n"] == len(hours) == 3
+        assert row["hours_mean"] == pytest.approx(statistics.mean(hours), rel=1e-12)
+        assert row["hours_std"] == pytest.approx(statistics.stdev(hours), rel=1e-12)
+        assert row["cell"].startswith(f"{statistics.mean(hours):.2f} ± ")
+
+
+def test_ablation_table_means_drops_and_blocks(stage, written):
+    _, paths = stage
+    table = _tsv(written["ablation"])
+    assert list(table["dataset"]) == list(DATASETS)
+    for row in table.to_dict("records"):
+        rows = _metrics(paths["ablation"], dataset=row["dataset"])
+        assert row["block"] == "dec1, mid" and row["n"] == 3
+        for name in ("intact", "zeroed", "retrained"):
+            values = [r[f"{name}_dice"] for r in rows]
+            assert row[f"{name}_mean"] == pytest.approx(statistics.mean(values), abs=1e-12)
+            assert row[f"{name}_std"] == pytest.approx(statistics.stdev(values), abs=1e-12)
+        drops = [r["intact_dice"] - r["zeroed_dice"] for r in rows]
+        assert row["drop_zeroed_mean"] == pytest.approx(statistics.mean(drops), abs=1e-12)
+        assert row["drop_zeroed_std"] == pytest.approx(statistics.stdev(drops), abs=1e-12)
+        assert row["drop_zeroed_mean"] > 0
+        retrain_drops = [r["intact_dice"] - r["retrained_dice"] for r in rows]
+        assert row["drop_retrained_mean"] == pytest.approx(statistics.mean(retrain_drops), abs=1e-12)
+
+
+def test_paired_comparison_differences_and_t_test(stage, written):
+    _, paths = stage
+    trials = _tsv(written["paired_trials"])
+    summary = _tsv(written["paired"])
+    for dataset in DATASETS:
+        main, rand = ({r["trial"]: r["test_dice"] for r in _metrics(paths["train"], dataset=dataset,
+                                                                      experiment=e)}
+                      for e in ("main", "random"))
+        diffs = [main[t] - rand[t] for t in TRIALS]
+        part = trials[trials["dataset"] == dataset].sort_values("trial")
+        assert list(part["trial"]) == list(TRIALS)
+        np.testing.assert_allclose(part["difference"], diffs, atol=1e-12)
+        np.testing.assert_allclose(part["test_dice_main"], [main[t] for t in TRIALS])
+        (row,) = summary[summary["dataset"] == dataset].to_dict("records")
+        mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+        t = mean / (sd / math.sqrt(len(diffs)))
+        from scipy.stats import t as student
+
+        assert row["n"] == 3 and row["test"] == "paired t"
+        assert row["mean_difference"] == pytest.approx(mean, abs=1e-12)
+        assert row["std_difference"] == pytest.approx(sd, abs=1e-12)
+        assert row["t"] == pytest.approx(t, rel=1e-9)
+        assert row["p"] == pytest.approx(2 * student.sf(abs(t), len(diffs) - 1), rel=1e-9)
+
+
+def test_markdown_latex_and_tsv_agree(written):
+    for key in ("table2", "table3", "ablation", "paired"):
+        tidy = _tsv(written[key])
+        md = Path(written[f"{key}_md"]).read_text()
+        tex = Path(written[f"{key}_tex"]).read_text()
+        cells = [c for c in tidy.columns if c == "cell" or c.endswith("_cell")]
+        assert cells, key
+        for value in tidy[cells].to_numpy().ravel():
+            assert f"| {value} |" in md or f" {value} |" in md
+            assert latex_escape(value) in tex
+        for dataset in DATASETS:
+            assert dataset in md and latex_escape(dataset) in tex
+        assert "±" in md and "±" not in tex and r"$\pm$" in tex
+        assert r"em\_cells" in tex and "em_cells" not in tex
+        assert tex.count(r"\begin{tabular}") == 1 and tex.rstrip().endswith(r"\end{table}")
+        header, rule = md.splitlines()[2:4]
+        assert header.count("|") == rule.count("|")
+
+
+def test_one_trial_has_no_spread_and_no_t_test(tmp_path):
+    paths = write_stage_outputs(tmp_path, datasets=("lungs",), trials=(1,))
+    outputs = table_outputs(tmp_path)
+    tables = tables_job(train=paths["train"], baselines=[], ablation=paths["ablation"],
+                        benchmarks=paths["benchmarks"], outputs=outputs)
+    table2 = _tsv(outputs["table2"])
+    assert list(table2["source"]) == ["main", "random"]
+    assert table2["dice_std"].isna().all() and (table2["n"] == 1).all()
+    assert all(" ± – (" in cell for cell in table2["cell"])
+    paired = _tsv(outputs["paired"]).iloc[0]
+    assert paired["test"] == "n too small"
+    assert math.isnan(paired["p"]) and math.isnan(paired["std_difference"])
+    assert tables["paired"].display["p"].tolist() == ["n too small"]
+    assert r"$\pm$ --" in Path(outputs["table2_tex"]).read_text()
+
+
+def test_equal_differences_skip_the_t_test():
+    pairs = pd.DataFrame({"dataset": ["a"] * 3, "trial": [1, 2, 3], "test_dice_main": [0.9, 0.8, 0.7],
+                          "test_dice_random": [0.8, 0.7, 0.6]})
+    pairs["difference"] = [0.1, 0.1, 0.1]
+    row = paired_comparison(pairs).tidy.iloc[0]
+    assert row["test"] == "differences all equal" and math.isnan(row["t"])
+
+
+def test_paired_trials_pair_on_trial_number():
+    train = pd.DataFrame({"dataset": ["a"] * 4, "experiment": ["main", "main", "random", "random"],
+                          "trial": [2, 1, 1, 2], "seed": [2, 1, 1, 2], "genome_hash": list("wxyz"),
+                          "test_dice": [0.9, 0.8, 0.5, 0.6]})
+    pairs = paired_trials(train).sort_values("trial")
+    assert pairs["difference"].round(12).tolist() == [0.3, 0.3]
+    assert pairs["genome_hash_random"].tolist() == ["y", "z"]
+
+
+def test_loaders_keep_provenance_and_name_bad_files(stage, tmp_path):
+    _, paths = stage
+    train = load_train_metrics(paths["train"])
+    assert list(train.columns[:5]) == ["dataset", "experiment", "trial", "seed", "genome_hash"]
+    assert len(train) == len(DATASETS) * len(EXPERIMENTS) * len(TRIALS)
+    hours = load_search_hours(paths["benchmarks"][:1])
+    assert hours.loc[0, ["dataset", "experiment", "trial"]].tolist() == ["lungs", "main", 1]
+    bad = _json(tmp_path / "metrics.json", {"dataset": "lungs"})
+    with pytest.raises(ValueError, match=r"metrics.json: keys .*test_dice"):
+        load_train_metrics([bad])
+    with pytest.raises(ValueError, match="expected a path ending in"):
+        path_fields(tmp_path / "history.tsv", HISTORY_LAYOUT)
+
+
+def test_history_best_so_far_ignores_failed_evaluations(stage):
+    _, paths = stage
+    history = load_histories(paths["history"][:1])  # trial 1: evaluations 0, 1 and 5 failed
+    assert history.loc[0, ["dataset", "experiment", "trial"]].tolist() == ["lungs", "main", 1]
+    assert np.isinf(history["best_so_far"].iloc[:2]).all()
+    ok = history["outcome"] == "ok"
+    expected = np.minimum.accumulate(np.where(ok, history["score"], np.inf))
+    np.testing.assert_array_equal(history["best_so_far"], expected)
+    assert np.isfinite(history["best_so_far"].iloc[2:]).all()
+    assert history.loc[5, "best_so_far"] == history.loc[4, "best_so_far"]
+
+
+def test_formatting():
+    assert fmt_sci(123456) == "1.2e5" and fmt_sci(999) == "1.0e3" and fmt_sci(float("nan")) == "–"
+    assert fmt_mean_std(0.91234, 0.0042) == "0.912 ± 0.004"
+    assert fmt_mean_std(0.91234, float("nan")) == "0.912 ± –"
+    assert latex_escape("a_b & 5% ± –") == r"a\_b \& 5\% $\pm$ --"
+    assert latex_escape("-0.032 ± 0.011, enc-1, depth 2–5") == r"$-$0.032 $\pm$ 0.011, enc-1, depth 2--5"

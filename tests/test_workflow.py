@@ -1,0 +1,201 @@
+"""The Snakemake workflow: static checks, dry runs of the paper's config, and one end-to-end
+run of the tiny preset whose outputs the later tests read."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "presets", "envs", "profiles", "report", "config.yaml")
+
+
+def snakemake(*args, cwd=ROOT, timeout=600, check=True):
+    done = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
+    return done
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        elif src.exists():
+            shutil.copy(src, dest / name)
+    return dest
+
+
+def test_lint_is_clean():
+    done = snakemake("--lint", "--configfile", "presets/tiny.yaml")
+    assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr
+
+
+def test_snakefmt_is_clean():
+    done = subprocess.run([str(BIN / "snakefmt"), "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _pins(packages) -> dict[str, str]:
+    pins = {}
+    for line in packages:
+        if "==" in line:
+            name, version = line.split("#")[0].strip().split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    return pins
+
+
+def test_conda_envs_pin_the_lock_versions():
+    lock = _pins((ROOT / "requirements.lock").read_text().splitlines())
+    # the conda train env takes the CUDA-capable build of the lock's CPU build of TensorFlow
+    lock["tensorflow"] = lock["tensorflow-cpu"]
+    for env_file in sorted((ROOT / "envs").glob("*.yaml")):
+        env = yaml.safe_load(env_file.read_text())
+        assert "python=3.11" in env["dependencies"], env_file.name
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        pins = _pins(pip)
+        assert len(pins) == len(pip), f"{env_file.name}: every pip entry must be pinned with =="
+        for name, version in pins.items():
+            assert lock.get(name) == version, f"{env_file.name}: {name}=={version}, lock has {lock.get(name)}"
+    rules = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    for env_name in re.findall(r'conda:\s*"\.\./envs/(\w+)\.yaml"', rules):
+        assert (ROOT / "envs" / f"{env_name}.yaml").is_file()
+
+
+def test_every_rule_logs_and_training_rules_benchmark():
+    text = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    blocks = re.split(r"^rule ", text, flags=re.M)[1:]
+    assert blocks
+    for block in blocks:
+        name = block.split(":")[0]
+        assert "\n    log:" in block, f"rule {name} has no log:"
+        assert "\n    conda:" in block, f"rule {name} has no conda env"
+        if "gpu=1" in block:
+            assert "\n    benchmark:" in block, f"GPU rule {name} has no benchmark:"
+
+
+def test_paper_config_dry_run_job_counts():
+    done = snakemake("-n", "--quiet", "rules")
+    counts = job_counts(done.stdout)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    n_sets, n_exp, trials = len(config["datasets"]), len(config["experiments"]), config["trials"]
+    assert (n_sets, trials) == (3, 3) and {"main", "deep5", "deep7", "bcl", "random"} == set(config["experiments"])
+    assert counts["download"] == counts["preprocess"] == 3
+    assert counts["search"] == counts["train_best"] == n_sets * n_exp * trials == 45
+    assert counts["ablation"] == n_sets * trials
+    assert counts["baseline"] == n_sets * 6 * trials
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search:\n  epoch: 3\n")
+    done = snakemake("-n", "--configfile", "presets/tiny.yaml", str(bad), check=False)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "Additional properties are not allowed ('epoch' was unexpected)" in said
+    assert "Job stats" not in said
+    bad.write_text("trials: three\n")
+    done = snakemake("-n", "--configfile", "presets/tiny.yaml", str(bad), check=False)
+    assert done.returncode != 0 and "'three' is not of type 'integer'" in done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The whole DAG of presets/tiny.yaml in a copy of the workflow."""
+    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    snakemake("--cores", "2", "--configfile", "presets/tiny.yaml", cwd=work, timeout=1500)
+    return work
+
+
+@pytest.mark.e2e
+def test_tiny_preset_runs_end_to_end(tiny_run):
+    work = tiny_run
+    config = yaml.safe_load((work / "presets/tiny.yaml").read_text())
+    experiments = yaml.safe_load((work / "config.yaml").read_text())["experiments"]
+    for dataset in config["datasets"]:
+        with h5py.File(work / f"resources/{dataset}.h5") as h5:
+            assert h5["images"].shape[1:] == (32, 32, 1)
+        for experiment in experiments:
+            folder = work / f"results/search/{dataset}/{experiment}/trial1"
+            history = pd.read_csv(folder / "history.tsv", sep="\t")
+            assert len(history) == config["search"]["evaluations"]
+            best = json.loads((folder / "best_genome.json").read_text())
+            assert best["result"]["genome_hash"] in set(history["genome_hash"])
+            metrics = json.loads((work / f"results/train/{dataset}/{experiment}/trial1/metrics.json").read_text())
+            assert 0 <= metrics["test_dice"] <= 1 and metrics["params"] > 0
+            assert (work / f"results/train/{dataset}/{experiment}/trial1/model.keras").stat().st_size > 0
+        ablation = json.loads((work / f"results/ablation/{dataset}/trial1/metrics.json").read_text())
+        for key in ("intact_dice", "zeroed_dice", "retrained_dice"):
+            assert 0 <= ablation[key] <= 1
+        for model in ("unet", "unetpp", "wideunet", "attunet", "r2unet", "nasunet"):
+            metrics = json.loads((work / f"results/baselines/{dataset}/{model}/trial1/metrics.json").read_text())
+            assert 0 <= metrics["test_dice"] <= 1 and metrics["params"] > 0
+    for log in ("logs/search/lungs/main/trial1.log", "logs/preprocess/lungs.log"):
+        assert (work / log).stat().st_size > 0
+    for name in ("table2_dice", "table3_search_hours", "table_ablation", "paired_main_random"):
+        for ext in ("tsv", "md", "tex"):
+            assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
+    table2 = pd.read_csv(work / "results/tables/table2_dice.tsv", sep="\t")
+    assert len(table2) == 2 + 6  # Bractivate, the random control and six baselines, one data set
+    for name in ("fig4", "fig5", "fig6", "fig7", "fig9", "search_traces"):
+        with Image.open(work / f"results/figures/{name}.png") as png:
+            assert min(png.size) >= 300
+        assert (work / f"results/figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not list(work.glob("results/**/.*.tmp*")), "temporary files left behind"
+
+
+@pytest.mark.e2e
+def test_changing_a_stage_reruns_only_what_depends_on_it(tiny_run, tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("figures: {dpi: 99}\n")
+    counts = job_counts(snakemake("-n", "--quiet", "rules", "--configfile", "presets/tiny.yaml", str(overlay),
+                                  cwd=tiny_run).stdout)
+    assert counts and all(rule.startswith(("fig", "search_traces", "all")) for rule in counts), counts
+    overlay.write_text("search: {epochs: 3}\n")
+    counts = job_counts(snakemake("-n", "--quiet", "rules", "--configfile", "presets/tiny.yaml", str(overlay),
+                                  cwd=tiny_run).stdout)
+    assert counts["search"] == counts["train_best"] == 5 and counts["ablation"] == 1
+    assert "preprocess" not in counts and "download" not in counts and "baseline" not in counts
+
+
+@pytest.mark.e2e
+def test_report_collects_the_results(tiny_run):
+    snakemake("--configfile", "presets/tiny.yaml", "--report", "results/report.html", cwd=tiny_run, timeout=300)
+    assert (tiny_run / "results/report.html").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_predict_writes_masks_at_native_size(tiny_run, tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = {"a": (37, 53), "b": (64, 31), "c": (101, 101)}
+    (tmp_path / "in").mkdir()
+    for stem, size in sizes.items():
+        Image.fromarray((rng.random(size) * 255).astype(np.uint8)).save(tmp_path / "in" / f"{stem}.png")
+    Image.fromarray((rng.random((20, 30, 3)) * 255).astype(np.uint8)).save(tmp_path / "in" / "d.jpg")
+    sizes["d"] = (20, 30)
+    model = tiny_run / "results/train/lungs/main/trial1/model.keras"
+    done = subprocess.run([str(BIN / "bractivate"), "predict", str(model), str(tmp_path / "in"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stem, size in sizes.items():
+        mask = np.asarray(Image.open(tmp_path / "out" / f"{stem}.png"))
+        assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
+    assert len(list((tmp_path / "out").iterdir())) == 4
