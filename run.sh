@@ -20,7 +20,7 @@ setup() {
         # --no-deps: the lock names every package, so two installs are identical.
         "$venv/bin/python" -m pip install --quiet --no-deps -r requirements.lock
         "$venv/bin/python" -m pip install --quiet --no-deps -r requirements-torch.lock
-        "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+        "$venv/bin/python" -m pip install --quiet --no-deps -e .
         "$venv/bin/python" -m pip check
         echo "$want" > "$stamp"
     fi
