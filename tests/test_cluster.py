@@ -20,6 +20,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_workflow import copy_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM_SH = REPO / "tests" / "cluster" / "slurm.sh"
@@ -27,9 +28,6 @@ PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "cluster" / "profile"
 # The venv's snakemake, next to the interpreter running pytest.
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-# Workflow files test_real_workflow_tiny copies into a scratch directory.
-WORKFLOW_ITEMS = ("Snakefile", "rules", "scripts", "schemas", "presets", "config.yaml", "envs", "report",
-                  "profiles")
 
 pytestmark = [
     pytest.mark.cluster,
@@ -205,12 +203,7 @@ def test_failing_job_fails_the_run(slurm_cluster, tmp_path):
 def test_real_workflow_tiny(slurm_cluster, tmp_path):
     if not (REPO / "Snakefile").exists():
         pytest.skip("workflow not present")
-    for item in WORKFLOW_ITEMS:
-        src = REPO / item
-        if src.is_dir():
-            shutil.copytree(src, tmp_path / item)
-        elif src.exists():
-            shutil.copy2(src, tmp_path / item)
+    copy_workflow(tmp_path)
     assert (tmp_path / "presets" / "tiny.yaml").exists(), "presets/tiny.yaml missing"
 
     proc = run_workflow_on_slurm(tmp_path, "presets/tiny.yaml")

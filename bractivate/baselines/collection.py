@@ -18,9 +18,9 @@ import functools
 import numbers
 
 import keras
-import numpy as np
 
 from bractivate.baselines.nasunet import DEFAULT_CHANNELS, DEFAULT_DEPTH, nas_unet
+from bractivate.model import count_params
 
 BASELINES = ("unet", "unetpp", "attunet", "r2unet", "wideunet", "nasunet")
 
@@ -44,11 +44,6 @@ PAPER_PARAMS = {
 
 MIN_FILTERS = 2
 WIDE_SEARCH_STEPS = 8
-
-
-def count_params(model: keras.Model) -> int:
-    """Number of trainable parameters of ``model``."""
-    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
 def scale_filters(filters, width_scale: float, factor: float = 1.0) -> tuple[int, ...]:
