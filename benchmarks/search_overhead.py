@@ -1,0 +1,56 @@
+"""Search overhead: the share of a search's wall time spent outside training epochs (model
+build, compile/trace, activity, FLOPs count, state and history I/O), on the demo's lungs data.
+
+    python benchmarks/search_overhead.py [--execution eager|auto|graph] [--evaluations 8]
+
+Training time is taken from the search's own history: epochs run × median seconds per epoch
+of each evaluation. Everything else the search spent is overhead. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from bractivate.data import prepare
+from bractivate.io import load_dataset
+from bractivate.search import run_search
+from bractivate.train import SearchSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--execution", default="eager", choices=["eager", "auto", "graph"])
+    parser.add_argument("--evaluations", type=int, default=8)
+    args = parser.parse_args()
+    demo = yaml.safe_load((ROOT / "presets/demo.yaml").read_text())
+    settings = {**demo["search"], "evaluations": args.evaluations, "execution": args.execution,
+                "depth_range": [2, 5]}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        prepare("lungs", demo["datasets"]["lungs"], tmp / "raw", tmp / "lungs.h5", image_size=demo["image_size"])
+        data = load_dataset(tmp / "lungs.h5")
+        start = time.perf_counter()
+        run_search(data, SearchSettings.from_dict(settings), tmp / "state.json", tmp / "history.tsv")
+        total = time.perf_counter() - start
+        history = pd.read_csv(tmp / "history.tsv", sep="\t")
+    training = float((history["epochs"] * history["seconds_per_epoch"]).sum())
+    print(json.dumps({
+        "benchmark": "search_overhead", "execution": args.execution, "machine": platform.machine(),
+        "evaluations": len(history), "wall_s": round(total, 2), "training_s": round(training, 2),
+        "overhead_share": round(1 - training / total, 4),
+        "per_evaluation_overhead_s": round((total - training) / len(history), 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
