@@ -20,7 +20,7 @@ HERE = Path(__file__).parent
 
 def tiny_settings(**overrides) -> SearchSettings:
     values = dict(population=3, evaluations=6, epochs=2, patience=1, min_delta=0.0, batch_size=8,
-                  depth_range=(1, 2), filter_range=(2, 4), time_measure="flops", seed=0)
+                  depth_range=(1, 2), filter_range=(2, 4), time_measure="flops", execution="eager", seed=0)
     values.update(overrides)
     return SearchSettings(**values)
 
@@ -93,27 +93,33 @@ def test_real_search_of_six_evaluations(uninterrupted):
 
 
 def test_killed_search_resumes_and_matches_an_uninterrupted_run(tmp_path, uninterrupted):
-    """SIGKILL after the 3rd evaluation; the restarted search ends with 6 rows, trains no
-    evaluation twice, and (time_measure: flops) finds the same genomes as the uninterrupted run."""
+    """SIGKILL five times in a row, each time once a different number of evaluations (drawn at
+    random) is saved; every restart resumes, no evaluation is lost or trained twice, and
+    (time_measure: flops) the genomes equal those of the uninterrupted run."""
     state, history = tmp_path / "state.json", tmp_path / "history.tsv"
     cmd = [sys.executable, str(HERE / "search_worker.py"), str(state), str(history), "1", "6"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    worker = subprocess.Popen(cmd, env=env)
-    deadline = time.time() + 300
-    while time.time() < deadline and worker.poll() is None:
-        if state.exists() and len(json.loads(state.read_text())["rows"]) >= 3:
-            worker.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    assert worker.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
-    killed_rows = json.loads(state.read_text())["rows"]
-    assert 3 <= len(killed_rows) < 6
+    kill_points = sorted(np.random.default_rng(11).choice(np.arange(0, 6), size=5, replace=False))
+    saved_before = []
+    for point in kill_points:
+        worker = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and worker.poll() is None:
+            if state.exists() and len(json.loads(state.read_text())["rows"]) >= point:
+                worker.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        assert worker.wait() == -signal.SIGKILL, f"the worker finished before it could be killed at {point}"
+        rows = json.loads(state.read_text())["rows"]
+        assert point <= len(rows) < 6
+        assert [r["genome_hash"] for r in rows[: len(saved_before)]] == saved_before  # nothing lost
+        saved_before = [r["genome_hash"] for r in rows]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"resuming search from {state} after {len(killed_rows)} evaluations" in done.stderr
+    assert f"resuming search from {state} after {len(saved_before)} evaluations" in done.stderr
     table = pd.read_csv(history, sep="\t")
     assert list(table["evaluation"]) == list(range(6)) and table["genome_hash"].is_unique
-    assert list(table["genome_hash"][: len(killed_rows)]) == [r["genome_hash"] for r in killed_rows]
+    assert list(table["genome_hash"][: len(saved_before)]) == saved_before
     assert list(table["genome_hash"]) == list(uninterrupted["genome_hash"])
     assert np.allclose(table["score"], uninterrupted["score"], rtol=1e-4)
 
