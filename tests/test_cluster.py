@@ -212,11 +212,12 @@ def test_real_workflow_tiny(slurm_cluster, tmp_path):
     jobs = sacct_jobs(slurm_run_id(proc))
     assert jobs, "no SLURM jobs were submitted"
     assert all(row["State"] == "COMPLETED" for row in jobs), jobs
+    gpu_rules = {"rule_search", "rule_train_best", "rule_ablation", "rule_baseline"}
     rules = {row["Comment"].split("_wildcards")[0] for row in jobs}
-    assert {"rule_search", "rule_train_best", "rule_ablation", "rule_baseline", "rule_tables"} <= rules, rules
+    assert gpu_rules | {"rule_tables", "rule_fig7"} <= rules, rules
     for row in jobs:
-        if row["Comment"].startswith(("rule_search", "rule_train_best", "rule_ablation", "rule_baseline")):
-            assert "gres/gpu=1" in row["AllocTRES"], row
+        gpu = "gres/gpu=1" in row["AllocTRES"]
+        assert gpu == (row["Comment"].split("_wildcards")[0] in gpu_rules), row
     for path in ("results/search/lungs/main/trial1/best_genome.json", "results/train/lungs/main/trial1/metrics.json",
                  "results/ablation/lungs/trial1/metrics.json", "results/baselines/lungs/nasunet/trial1/metrics.json",
                  "results/tables/table2_dice.tsv", "results/figures/fig7.png"):
