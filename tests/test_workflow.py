@@ -199,3 +199,16 @@ def test_predict_writes_masks_at_native_size(tiny_run, tmp_path):
         mask = np.asarray(Image.open(tmp_path / "out" / f"{stem}.png"))
         assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
     assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
+    out = snakemake("--profile", "profiles/slurm", "-n", timeout=300).stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
+    seen = set()
+    for rule, resources in jobs:
+        seen.add(rule)
+        if rule in ("search", "train_best", "ablation", "baseline"):
+            assert "gpu=1" in resources.split(", ") and "slurm_partition=gpu" in resources, (rule, resources)
+        else:
+            assert "gpu=" not in resources, (rule, resources)
+    assert {"search", "train_best", "ablation", "baseline", "preprocess", "tables"} <= seen
