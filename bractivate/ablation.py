@@ -15,7 +15,7 @@ from bractivate.activity import block_activity
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json
 from bractivate.model import build_model, count_params
-from bractivate.train import fit, seed_everything, split_metrics
+from bractivate.train import fit, seed_everything, split_metrics, use_precision
 
 log = logging.getLogger(__name__)
 MAP_IMAGES = 4
@@ -47,6 +47,7 @@ def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: di
                  activity_mode: str, metrics_path, maps_path, provenance: dict) -> dict:
     """Zero and retrain the dendrites of the trained model's most active receiving block;
     write test Dice intact / zeroed / retrained and the block's activation maps."""
+    use_precision(train.get("precision", "float32"))  # the zeroed and retrained models too
     x_val, _ = data.split("val")
     activity = block_activity(model, x_val[: train["batch_size"]], activity_mode)
     block = ablation_block(genome, activity)

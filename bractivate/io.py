@@ -81,6 +81,8 @@ class Dataset:
     splits: dict[str, np.ndarray]  # split name -> sorted int64 indices into images
     names: list[str] = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
+    # Splits cut once per job (read-only arrays), and their copies on the accelerator.
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.images.shape != self.masks.shape:
@@ -103,9 +105,11 @@ class Dataset:
             seen.update(idx.tolist())
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images, masks) of one split, masks as float32 for training."""
-        idx = self.splits[name]
-        return self.images[idx], self.masks[idx].astype("float32")
+        """(images, masks) of one split, masks as float32 for training; cut once per job (do not modify)."""
+        if name not in self.cache:
+            idx = self.splits[name]
+            self.cache[name] = self.images[idx], self.masks[idx].astype("float32")
+        return self.cache[name]
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

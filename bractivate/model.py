@@ -97,7 +97,8 @@ def build_model(genome: Genome, input_shape: tuple[int, int, int] = (128, 128, 1
         x = _merge(x, block, genome, outputs, sizes, zeroed=block == zero_inputs_of)
         outputs[block] = _conv_bn_relu(x, widths[block], block)
     head = keras.layers.Conv2D(
-        1, 1, activation="sigmoid", kernel_initializer="glorot_uniform", name="head_conv"
+        1, 1, activation="sigmoid", kernel_initializer="glorot_uniform", name="head_conv",
+        dtype="float32",  # the sigmoid and the loss stay in float32 under mixed precision
     )(outputs["dec0"])
     return keras.Model(inputs, head, name=f"bractivate_{genome.hash}")
 

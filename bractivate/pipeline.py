@@ -12,7 +12,7 @@ from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json, write_table
 from bractivate.model import block_sizes, build_model, count_params
 from bractivate.search import run_search
-from bractivate.train import SearchSettings, fit, seed_everything, split_metrics
+from bractivate.train import SearchSettings, fit, seed_everything, split_metrics, use_precision
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,11 @@ def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_p
     """Run or resume a search; write ``best_genome.json`` (genome, its row, settings)."""
     genome, row = run_search(data, settings, state_path, history_path,
                              on_evaluation=_progress(settings.evaluations))
+    import keras
+
     summary = {k: v for k, v in row.items() if k != "genome"}
-    write_json(best_path, {"genome": genome.to_dict(), "result": summary,
-                           "settings": settings.to_dict(), **(provenance or {})})
+    write_json(best_path, {"genome": genome.to_dict(), "result": summary, "settings": settings.to_dict(),
+                           "keras_backend": keras.config.backend(), **(provenance or {})})
     log.info("best genome %s: score %.4g, val Dice %.3f", genome.hash, row["score"], row["val_dice"])
     return genome, row
 
@@ -61,11 +63,13 @@ def save_model(model, path) -> None:
 
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
                patience: int | None, min_delta: float, execution: str, model_path, metrics_path,
-               history_path, provenance: dict) -> dict:
+               history_path, provenance: dict, precision: str = "float32") -> dict:
     """Full training of one model (SPEC §9): best validation weights kept, Dice on the test
     split; writes the model (unless ``model_path`` is None), its metrics and its history."""
+    import keras
+
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-              patience=patience, min_delta=min_delta, execution=execution)
+              patience=patience, min_delta=min_delta, execution=execution, precision=precision)
     if not run.finite:
         raise RuntimeError(f"training of {provenance} produced a non-finite loss")
     test = split_metrics(model, data, "test", batch_size)
@@ -74,6 +78,7 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
                "val_dice": val["dice"], "val_bcl": val["bcl"], "params": count_params(model),
                "epochs": run.epochs, "best_epoch": run.best_epoch + 1,
                "seconds_per_epoch": run.seconds_per_epoch,
+               "precision": model.dtype_policy.name, "keras_backend": keras.config.backend(),
                "n_test": int(len(data.splits["test"]))}
     history = pd.DataFrame({"epoch": range(1, run.epochs + 1), **run.history})
     if model_path is not None:
@@ -88,6 +93,7 @@ def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, m
                      metrics_path, history_path, provenance: dict) -> dict:
     """Build ``genome`` and train it in full with the config's ``train`` settings."""
     seed_everything(seed)
+    use_precision(train.get("precision", "float32"))
     model = build_model(genome, data.input_shape)
     return train_full(model, data, **train, model_path=model_path, metrics_path=metrics_path,
                       history_path=history_path,

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 HISTORY_COLUMNS = [
     "evaluation", "genome_hash", "origin", "parent_hash", "depth", "filters", "edges", "params",
-    "seconds_per_epoch", "flops_per_epoch", "epochs", "val_bcl", "val_dice", "score", "activity",
+    "seconds_per_epoch", "train_seconds", "flops_per_epoch", "epochs", "val_bcl", "val_dice", "score", "activity",
     "outcome", "error",
 ]
 

@@ -7,6 +7,7 @@ the ablation's retraining and the baselines all go through it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 import keras
 import numpy as np
 
-from bractivate.activity import MODES as ACTIVITY_MODES, block_activity
+from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
 from bractivate.genome import Genome
 from bractivate.io import Dataset
 from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
@@ -27,6 +28,36 @@ MUTATIONS = ("dendritic", "random")
 # it), `graph` compiles without XLA, `eager` compiles nothing — fastest for tiny data, where
 # tracing a model costs more than the few steps it would speed up.
 EXECUTIONS = {"auto": {}, "graph": {"jit_compile": False}, "eager": {"run_eagerly": True}}
+# Keras dtype policies. float32 is the default: on an H200 mixed_bfloat16 made the search's
+# small models no faster (docs/benchmarks.md); mixed_float16 is for GPUs without bfloat16.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@functools.lru_cache(maxsize=1)
+def accelerator_visible() -> bool:
+    """Whether the Keras backend sees a GPU."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
+
+
+def use_precision(precision: str) -> str:
+    """Set the Keras dtype policy for the models built next; return its name."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} not in {PRECISIONS}")
+    keras.config.set_dtype_policy(precision)
+    return precision
 
 
 def seed_everything(seed: int) -> None:
@@ -56,6 +87,7 @@ class SearchSettings:
     max_new_edges: int = 2
     mutation: str = "dendritic"
     execution: str = "auto"
+    precision: str = "float32"
     min_size: int = MIN_SIZE
     reevaluate: bool = False
     seed: int = 0
@@ -71,7 +103,7 @@ class SearchSettings:
             raise ValueError("search.min_delta must be >= 0 and search.learning_rate > 0")
         for key, allowed in (("loss", LOSSES), ("time_measure", TIME_MEASURES),
                              ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
-                             ("execution", tuple(EXECUTIONS))):
+                             ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"search.{key} = {getattr(self, key)!r}; expected one of {allowed}")
         for key in ("depth_range", "filter_range"):
@@ -137,23 +169,50 @@ class FitResult:
     epochs: int
     best_epoch: int
     seconds_per_epoch: float
+    train_seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
     finite: bool = True
 
 
+def _training_arrays(data: Dataset, split: str):
+    """A split as ``fit`` takes it: on a GPU, backend tensors copied there once per job (no
+    step waits for a host-to-device copy); elsewhere the NumPy arrays."""
+    if not accelerator_visible():
+        return data.split(split)
+    key = f"{split}@{keras.config.backend()}"
+    if key not in data.cache:
+        data.cache[key] = tuple(keras.ops.convert_to_tensor(a) for a in data.split(split))
+    return data.cache[key]
+
+
+def _build_loss(model: keras.Model) -> None:
+    """Build the compiled loss from the output's known shape. Otherwise ``fit`` runs the whole
+    model symbolically to learn that shape, which costs ~0.4 s per model on the PyTorch
+    backend (half of a demo evaluation's overhead, docs/benchmarks.md)."""
+    loss = getattr(model, "_compile_loss", None)
+    if loss is not None and not loss.built and len(model.outputs) == 1:
+        output = model.outputs[0]
+        loss.build(keras.KerasTensor(output.shape, "float32"), output)
+
+
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
-        verbose: int = 0) -> FitResult:
+        precision: str | None = None, verbose: int = 0) -> FitResult:
     """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
-    val split; keep the weights of the best validation epoch (SPEC §8, §9)."""
+    val split; keep the weights of the best validation epoch (SPEC §8, §9). ``precision``, if
+    given, must be the policy the model was built under (see :func:`use_precision`)."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
-    x_train, y_train = data.split("train")
-    x_val, y_val = data.split("val")
+    if precision is not None and model.dtype_policy.name != precision:
+        raise ValueError(f"model {model.name} was built under dtype policy {model.dtype_policy.name}, "
+                         f"not {precision!r}; call use_precision before building it")
+    x_train, y_train = _training_arrays(data, "train")
+    x_val, y_val = _training_arrays(data, "val")
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"need non-empty train and val splits, got {len(x_train)} and {len(x_val)}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   **EXECUTIONS[execution])
+    _build_loss(model)
     stopper = _EarlyStoppingBest(patience, min_delta)
     history = model.fit(
         x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
@@ -165,13 +224,18 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
         epochs=len(stopper.seconds),
         best_epoch=stopper.best_epoch,
         seconds_per_epoch=float(np.median(timed)) if timed else math.nan,
+        train_seconds=float(sum(stopper.seconds)),
         history={k: [float(v) for v in vals] for k, vals in history.items()},
         finite=bool(losses) and all(math.isfinite(v) for v in losses) and stopper.best_weights is not None,
     )
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    """``model`` called batch by batch: no predict function is traced for a model used once."""
+    return np.concatenate([
+        np.asarray(keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False)), dtype="float32")
+        for i in range(0, len(x), batch_size)
+    ])
 
 
 def split_metrics(model: keras.Model, data: Dataset, split: str, batch_size: int = 16) -> dict[str, float]:
@@ -188,33 +252,39 @@ def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int 
     activities and the outcome. Any failure (invalid build, non-finite loss, out of memory)
     returns outcome ``failed`` with the worst score and the error, so the search goes on.
     """
-    result = {"params": 0, "seconds_per_epoch": math.nan, "flops_per_epoch": 0, "epochs": 0,
-              "val_bcl": math.nan, "val_dice": math.nan, "score": WORST_SCORE, "activity": {},
-              "outcome": "failed", "error": ""}
+    result = {"params": 0, "seconds_per_epoch": math.nan, "train_seconds": 0.0, "flops_per_epoch": 0,
+              "epochs": 0, "val_bcl": math.nan, "val_dice": math.nan, "score": WORST_SCORE,
+              "activity": {}, "outcome": "failed", "error": ""}
     try:
         seed_everything(seed)
+        use_precision(settings.precision)
         model = build_model(genome, data.input_shape, settings.min_size)
         result["params"] = count_params(model)
         result["flops_per_epoch"] = 3 * model_flops(model) * len(data.splits["train"])
         run = fit(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
                   learning_rate=settings.learning_rate, patience=settings.patience,
                   min_delta=settings.min_delta, execution=settings.execution)
-        result.update(epochs=run.epochs, seconds_per_epoch=run.seconds_per_epoch)
+        result.update(epochs=run.epochs, seconds_per_epoch=run.seconds_per_epoch,
+                      train_seconds=run.train_seconds)
         if not run.finite:
             result["error"] = "non-finite loss"
             return result
-        metrics = split_metrics(model, data, "val", settings.batch_size)
-        x_val, _ = data.split("val")
+        x_val, y_val = data.split("val")
+        if settings.activity == "activation":
+            pred, activity = predict_with_activity(model, x_val, settings.batch_size)
+        else:
+            pred, activity = predict(model, x_val, settings.batch_size), block_activity(model, mode="weight")
+        bcl = binary_cross_entropy(y_val, pred)
         result.update(
-            val_bcl=metrics["bcl"], val_dice=metrics["dice"],
-            activity=block_activity(model, x_val[: settings.batch_size], settings.activity),
+            val_bcl=bcl, val_dice=dice(y_val, pred), activity=activity,
             score=search_score(settings.loss, params=result["params"], seconds=run.seconds_per_epoch,
-                               flops=result["flops_per_epoch"], bcl=metrics["bcl"],
-                               time_measure=settings.time_measure),
+                               flops=result["flops_per_epoch"], bcl=bcl, time_measure=settings.time_measure),
             outcome="ok",
         )
     except Exception as err:  # noqa: BLE001 - a failed genome must not stop the search (SPEC §8)
         result.update(score=WORST_SCORE, outcome="failed", error=f"{type(err).__name__}: {err}"[:500])
     finally:
-        keras.backend.clear_session()
+        # Collecting garbage costs ~0.2 s per model on a CPU, where Python's own collector
+        # suffices; on a GPU it hands the model's device memory back at once.
+        keras.backend.clear_session(free_memory=accelerator_visible())
     return result

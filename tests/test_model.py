@@ -92,3 +92,36 @@ def test_block_activity_modes():
     assert activation["enc1"] == pytest.approx((conv1 + conv2) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="activity mode 'grad'"):
         block_activity(model, x, "grad")
+
+
+def test_one_forward_pass_gives_the_prediction_and_the_activity_of_the_first_batch():
+    from bractivate.activity import predict_with_activity
+    from bractivate.train import predict
+
+    model = build_model(Genome(2, 4, tuple(unet_skip_edges(2))), (32, 32, 1))
+    x = np.random.default_rng(2).random((5, 32, 32, 1)).astype("float32")
+    pred, activity = predict_with_activity(model, x, batch_size=2)
+    assert pred.shape == (5, 32, 32, 1)
+    np.testing.assert_allclose(pred, predict(model, x, batch_size=2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred, keras.ops.convert_to_numpy(model(x, training=False)), rtol=1e-4, atol=1e-5)
+    first_batch = block_activity(model, x[:2], "activation")
+    assert activity == pytest.approx(first_batch, rel=1e-5)
+    assert activity != pytest.approx(block_activity(model, x[2:4], "activation"), rel=1e-3)
+
+
+def test_mixed_precision_keeps_the_head_and_the_loss_in_float32(blobs):
+    from bractivate.train import fit, use_precision
+
+    try:
+        assert use_precision("mixed_bfloat16") == "mixed_bfloat16"
+        model = build_model(Genome(1, 4, tuple(unet_skip_edges(1))), blobs.input_shape)
+        assert model.get_layer("enc0_conv1").compute_dtype == "bfloat16"
+        assert model.get_layer("head_conv").compute_dtype == "float32"
+        with pytest.raises(ValueError, match="built under dtype policy mixed_bfloat16, not 'float32'"):
+            fit(model, blobs, epochs=1, batch_size=4, learning_rate=1e-3, precision="float32")
+        run = fit(model, blobs, epochs=1, batch_size=4, learning_rate=1e-3, precision="mixed_bfloat16")
+        assert run.finite and run.train_seconds > 0
+    finally:
+        use_precision("float32")
+    with pytest.raises(ValueError, match="precision 'half' not in"):
+        use_precision("half")

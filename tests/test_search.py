@@ -150,3 +150,10 @@ def test_settings_are_validated():
         SearchSettings(depth_range=(0, 3))
     with pytest.raises(ValueError, match="unknown search setting\\(s\\) \\['epoch'\\]"):
         SearchSettings.from_dict({"epoch": 3})
+
+
+def test_splits_are_cut_once_per_job(blobs):
+    x_train, y_train = blobs.split("train")
+    again = blobs.split("train")
+    assert again[0] is x_train and again[1] is y_train
+    assert y_train.dtype == np.float32 and len(x_train) == len(blobs.splits["train"])
