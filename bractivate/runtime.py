@@ -62,8 +62,10 @@ def acquire_gpu(ids: list[int], lock_dir: str | os.PathLike, timeout: float = 36
 
 
 def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0,
-              gpu_ids: list[int] | None = None, lock_dir: str | os.PathLike = "resources/gpu-locks") -> int | None:
-    """Route stderr and logging to ``log_path``, cap CPU threads, and pick a GPU for GPU jobs.
+              gpu_ids: list[int] | None = None, lock_dir: str | os.PathLike = "resources/gpu-locks",
+              backend: str | None = None) -> int | None:
+    """Route stderr and logging to ``log_path``, cap CPU threads, pick a GPU for GPU jobs and
+    the Keras backend (``KERAS_BACKEND``) when ``backend`` is given.
 
     Returns the GPU id in use, or ``None`` on the CPU.
     """
@@ -77,18 +79,25 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend is not None:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
+            raise RuntimeError(f"Keras was imported before the job chose backend {backend!r}")
+        os.environ["KERAS_BACKEND"] = backend
     chosen = None
     if gpu and "CUDA_VISIBLE_DEVICES" not in os.environ:
         chosen = acquire_gpu(detect_gpus() if gpu_ids is None else list(gpu_ids), lock_dir)
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if chosen is None else str(chosen)
     elif not gpu:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    log.info("job: %d thread(s), CUDA_VISIBLE_DEVICES=%r", threads, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    log.info("job: %d thread(s), CUDA_VISIBLE_DEVICES=%r, KERAS_BACKEND=%r", threads,
+             os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("KERAS_BACKEND"))
     return chosen
 
 
-def setup_snakemake_job(smk) -> int | None:
-    """:func:`setup_job` from a Snakemake ``script:`` object."""
+def setup_snakemake_job(smk, backend: str | None = None) -> int | None:
+    """:func:`setup_job` from a Snakemake ``script:`` object; the Keras backend is ``backend``
+    or else the config's ``keras_backend``."""
     gpus = smk.config.get("gpus", {})
     return setup_job(smk.log[0] if smk.log else None, smk.threads, int(smk.resources.get("gpu", 0)),
-                     gpus.get("ids"), gpus.get("lock_dir", "resources/gpu-locks"))
+                     gpus.get("ids"), gpus.get("lock_dir", "resources/gpu-locks"),
+                     backend or smk.config.get("keras_backend"))

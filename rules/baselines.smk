@@ -20,5 +20,6 @@ rule baseline:
         train=config["train"],
         width_scale=config["baselines"]["width_scale"],
         seed=lambda wc: config["seed"] + int(wc.trial),
+        backend=baseline_backend,
     script:
         "../scripts/baseline.py"

@@ -33,6 +33,11 @@ def search_settings(wildcards):
     return {**settings, "seed": config["seed"] + int(wildcards.trial)}
 
 
+def baseline_backend(wildcards):
+    """keras-unet-collection builds its models with tensorflow.keras; NAS-UNet is our own."""
+    return config["keras_backend"] if wildcards.model == "nasunet" else "tensorflow"
+
+
 def raw_input(wildcards):
     """Where preprocess reads a data set: the download manifest, or the user's own folder."""
     entry = config["datasets"][wildcards.dataset]

@@ -40,3 +40,23 @@ def test_setup_job_sets_threads_and_visible_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
     assert setup_job(None, gpu=1, gpu_ids=[5], lock_dir=tmp_path / "locks") is None
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2"
+
+
+def test_setup_job_chooses_the_keras_backend_before_keras_is_imported(tmp_path):
+    script = textwrap.dedent("""
+        import os, sys
+        from bractivate.runtime import setup_job
+        setup_job(None, backend="torch")
+        import keras
+        print(keras.config.backend(), os.environ["KERAS_BACKEND"])
+        try:
+            setup_job(None, backend="jax")
+        except RuntimeError as err:
+            print(err)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "torch torch"
+    assert lines[1] == "Keras was imported before the job chose backend 'jax'"
