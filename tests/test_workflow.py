@@ -4,10 +4,14 @@ run of the tiny preset whose outputs the later tests read."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -65,7 +69,8 @@ def _pins(packages) -> dict[str, str]:
 
 
 def test_conda_envs_pin_the_lock_versions():
-    lock = _pins((ROOT / "requirements.lock").read_text().splitlines())
+    lock = _pins((ROOT / "requirements.lock").read_text().splitlines()
+                 + (ROOT / "requirements-torch.lock").read_text().splitlines())
     # the conda train env takes the CUDA-capable build of the lock's CPU build of TensorFlow
     lock["tensorflow"] = lock["tensorflow-cpu"]
     for env_file in sorted((ROOT / "envs").glob("*.yaml")):
@@ -174,6 +179,56 @@ def test_changing_a_stage_reruns_only_what_depends_on_it(tiny_run, tmp_path):
                                   cwd=tiny_run).stdout)
     assert counts["search"] == counts["train_best"] == 5 and counts["ablation"] == 1
     assert "preprocess" not in counts and "download" not in counts and "baseline" not in counts
+
+
+def _check_complete(path: Path) -> None:
+    """Raise if an output file is half-written."""
+    if path.suffix == ".json":
+        json.loads(path.read_text())
+    elif path.suffix == ".tsv":
+        pd.read_csv(path, sep="\t")
+    elif path.suffix == ".h5":
+        with h5py.File(path, "r") as h5:
+            list(h5)
+    elif path.suffix == ".keras":
+        with zipfile.ZipFile(path) as archive:
+            assert archive.testzip() is None, path
+
+
+@pytest.mark.e2e
+def test_killed_dag_completes_with_rerun_incomplete(tmp_path):
+    """SIGKILL Snakemake and its jobs while training jobs run; no output is half-written, and
+    --unlock then --rerun-incomplete finish the DAG without redoing finished jobs."""
+    work = copy_workflow(tmp_path)
+    args = ["--cores", "2", "--configfile", "presets/tiny.yaml", "--",
+            *(f"results/train/lungs/{e}/trial1/metrics.json" for e in ("main", "random", "bcl"))]
+    proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=work, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 400
+        while not list(work.glob("logs/train_best/lungs/*/trial1.log")):
+            assert proc.poll() is None, "the DAG finished before it could be killed"
+            assert time.monotonic() < deadline, "no training job started"
+            time.sleep(0.2)
+        time.sleep(4)  # the job is past its imports, training or writing its outputs
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    outputs = [p for p in (work / "results").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    for path in outputs + [work / "resources/lungs.h5"]:
+        _check_complete(path)
+    done = {e for e in ("main", "random", "bcl") if (work / f"results/train/lungs/{e}/trial1/metrics.json").exists()}
+    assert len(done) < 3, "killed too late: every training job had finished"
+    data_mtime = (work / "resources/lungs.h5").stat().st_mtime_ns
+
+    snakemake("--unlock", *args, cwd=work)
+    snakemake("--rerun-incomplete", *args, cwd=work, timeout=600)
+    for experiment in ("main", "random", "bcl"):
+        metrics = json.loads((work / f"results/train/lungs/{experiment}/trial1/metrics.json").read_text())
+        assert 0 <= metrics["test_dice"] <= 1
+        _check_complete(work / f"results/train/lungs/{experiment}/trial1/model.keras")
+    assert (work / "resources/lungs.h5").stat().st_mtime_ns == data_mtime, "finished work was redone"
+    assert "Nothing to be done" in snakemake("-n", *args, cwd=work).stdout
 
 
 @pytest.mark.e2e
