@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 FILES = ("Snakefile", "rules", "scripts", "schemas", "presets", "envs", "profiles", "report", "config.yaml")
@@ -42,13 +44,17 @@ def main() -> None:
         subprocess.run([SNAKEMAKE, "--cores", "2", "--configfile", "presets/demo.yaml", "--", f"resources/{args.dataset}.h5"],
                        cwd=work, check=True, capture_output=True)
         targets = [f"results/search/{args.dataset}/{args.experiment}/trial{t}/best_genome.json" for t in (1, 2)]
-        seconds = {}
+        seconds, jobs = {}, {}
         for cores in (1, 2):
             shutil.rmtree(work / "results", ignore_errors=True)
             seconds[cores] = run(work, cores, targets)
+            # each search job's own wall time, from its Snakemake benchmark file
+            jobs[cores] = [round(float(pd.read_csv(path, sep="\t")["s"].iloc[0]), 1) for path in
+                           sorted((work / "results/benchmarks/search").rglob("*.tsv"))]
     print(json.dumps({"benchmark": "parallel_scaling", "machine": platform.machine(),
                       "seconds_cores1": round(seconds[1], 1), "seconds_cores2": round(seconds[2], 1),
-                      "speedup": round(seconds[1] / seconds[2], 3)}))
+                      "speedup": round(seconds[1] / seconds[2], 3),
+                      "job_seconds_cores1": jobs[1], "job_seconds_cores2": jobs[2]}))
 
 
 if __name__ == "__main__":
