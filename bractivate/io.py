@@ -81,7 +81,7 @@ class Dataset:
     splits: dict[str, np.ndarray]  # split name -> sorted int64 indices into images
     names: list[str] = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
-    # Splits cut once per job (read-only arrays), and their copies on the accelerator.
+    # Splits cut once per job, and their copies on the accelerator (see bractivate.train).
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import keras
 import pandas as pd
 
 from bractivate.genome import Genome
@@ -33,8 +34,6 @@ def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_p
     """Run or resume a search; write ``best_genome.json`` (genome, its row, settings)."""
     genome, row = run_search(data, settings, state_path, history_path,
                              on_evaluation=_progress(settings.evaluations))
-    import keras
-
     summary = {k: v for k, v in row.items() if k != "genome"}
     write_json(best_path, {"genome": genome.to_dict(), "result": summary, "settings": settings.to_dict(),
                            "keras_backend": keras.config.backend(), **(provenance or {})})
@@ -66,8 +65,6 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
                history_path, provenance: dict, precision: str = "float32") -> dict:
     """Full training of one model (SPEC §9): best validation weights kept, Dice on the test
     split; writes the model (unless ``model_path`` is None), its metrics and its history."""
-    import keras
-
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
               patience=patience, min_delta=min_delta, execution=execution, precision=precision)
     if not run.finite:

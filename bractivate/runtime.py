@@ -94,10 +94,10 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
     return chosen
 
 
-def setup_snakemake_job(smk, backend: str | None = None) -> int | None:
-    """:func:`setup_job` from a Snakemake ``script:`` object; the Keras backend is ``backend``
-    or else the config's ``keras_backend``."""
+def setup_snakemake_job(smk) -> int | None:
+    """:func:`setup_job` from a Snakemake ``script:`` object; training rules name their Keras
+    backend in ``params.backend`` (a param, so that changing it reruns what it trained)."""
     gpus = smk.config.get("gpus", {})
     return setup_job(smk.log[0] if smk.log else None, smk.threads, int(smk.resources.get("gpu", 0)),
                      gpus.get("ids"), gpus.get("lock_dir", "resources/gpu-locks"),
-                     backend or smk.config.get("keras_backend"))
+                     getattr(smk.params, "backend", None))

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -62,7 +63,8 @@ class _State:
 
     def to_dict(self) -> dict:
         return {"version": STATE_VERSION, "settings": self.settings.to_dict(), "queue": self.queue,
-                "rows": self.rows, "best": self.best, "rng": self.rng.bit_generator.state}
+                "rows": self.rows, "best": self.best, "rng": self.rng.bit_generator.state,
+                "keras_backend": keras.config.backend()}
 
     @classmethod
     def from_dict(cls, data: dict, settings: SearchSettings, path: Path) -> "_State":
@@ -71,6 +73,9 @@ class _State:
         # The budget may grow between runs; anything else would mix two different searches.
         changed = sorted(k for k, v in settings.to_dict().items()
                          if k != "evaluations" and data["settings"].get(k) != v)
+        # Wall-clock scores of two backends differ several-fold: one search keeps one backend.
+        if data.get("keras_backend") != keras.config.backend():
+            changed.append(f"keras_backend {data.get('keras_backend')!r} != {keras.config.backend()!r}")
         if changed:
             raise ValueError(
                 f"{path}: saved search used other settings ({', '.join(changed)} differ); "

@@ -21,5 +21,6 @@ rule ablation:
     params:
         train=config["train"],
         seed=lambda wc: config["seed"] + int(wc.trial),
+        backend=config["keras_backend"],
     script:
         "../scripts/ablation.py"

@@ -21,5 +21,6 @@ rule search:
         # The resumable state is not an output: Snakemake deletes the outputs of a failed job,
         # and a killed search must pick up where it stopped.
         state=lambda wc: f"results/state/search/{wc.dataset}/{wc.experiment}/trial{wc.trial}.json",
+        backend=config["keras_backend"],
     script:
         "../scripts/search.py"

@@ -21,5 +21,6 @@ rule train_best:
     params:
         train=config["train"],
         seed=lambda wc: config["seed"] + int(wc.trial),
+        backend=config["keras_backend"],
     script:
         "../scripts/train_best.py"

@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/..")  # the package beside the workfl
 
 from bractivate.runtime import setup_snakemake_job  # noqa: E402
 
-setup_snakemake_job(snakemake, backend=snakemake.params.backend)
+setup_snakemake_job(snakemake)
 
 from bractivate.baselines import build_baseline  # noqa: E402
 from bractivate.io import load_dataset  # noqa: E402

@@ -132,6 +132,11 @@ def test_resume_refuses_other_settings(tmp_path, blobs):
     # a larger budget extends the same search
     run_search(blobs, tiny_settings(evaluations=5), tmp_path / "s.json", tmp_path / "h.tsv", fake_evaluate)
     assert len(pd.read_csv(tmp_path / "h.tsv", sep="\t")) == 5
+    # a search begun on another Keras backend is not resumed: its wall-clock scores differ
+    state = json.loads((tmp_path / "s.json").read_text())
+    (tmp_path / "s.json").write_text(json.dumps({**state, "keras_backend": "jax"}))
+    with pytest.raises(ValueError, match="keras_backend 'jax' != 'tensorflow' differ"):
+        run_search(blobs, tiny_settings(evaluations=6), tmp_path / "s.json", None, fake_evaluate)
 
 
 def test_non_finite_loss_and_absurd_width_are_failed_evaluations(blobs):

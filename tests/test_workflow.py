@@ -155,6 +155,9 @@ def test_tiny_preset_runs_end_to_end(tiny_run):
             assert 0 <= metrics["test_dice"] <= 1 and metrics["params"] > 0
     for log in ("logs/search/lungs/main/trial1.log", "logs/preprocess/lungs.log"):
         assert (work / log).stat().st_size > 0
+    assert "KERAS_BACKEND='torch'" in (work / "logs/search/lungs/main/trial1.log").read_text()
+    assert "KERAS_BACKEND='torch'" in (work / "logs/baseline/lungs/nasunet/trial1.log").read_text()
+    assert "KERAS_BACKEND='tensorflow'" in (work / "logs/baseline/lungs/unet/trial1.log").read_text()
     for name in ("table2_dice", "table3_search_hours", "table_ablation", "paired_main_random"):
         for ext in ("tsv", "md", "tex"):
             assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
@@ -179,6 +182,11 @@ def test_changing_a_stage_reruns_only_what_depends_on_it(tiny_run, tmp_path):
                                   cwd=tiny_run).stdout)
     assert counts["search"] == counts["train_best"] == 5 and counts["ablation"] == 1
     assert "preprocess" not in counts and "download" not in counts and "baseline" not in counts
+    overlay.write_text("keras_backend: tensorflow\n")  # all it trained, NAS-UNet the only baseline
+    counts = job_counts(snakemake("-n", "--quiet", "rules", "--configfile", "presets/tiny.yaml", str(overlay),
+                                  cwd=tiny_run).stdout)
+    assert counts["search"] == counts["train_best"] == 5 and counts["ablation"] == counts["baseline"] == 1
+    assert "preprocess" not in counts and "download" not in counts
 
 
 def _check_complete(path: Path) -> None:
