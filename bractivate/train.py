@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
+from bractivate.batchnorm import recalibrate_batchnorm
 from bractivate.genome import Genome
 from bractivate.io import Dataset
 from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
@@ -31,6 +32,10 @@ EXECUTIONS = {"auto": {}, "graph": {"jit_compile": False}, "eager": {"run_eagerl
 # Keras dtype policies. float32 is the default: on an H200 mixed_bfloat16 made the search's
 # small models no faster (docs/benchmarks.md); mixed_float16 is for GPUs without bfloat16.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# BatchNormalization statistics for inference-mode evaluation (docs/method.md#batchnorm-statistics):
+# `recalibrate` re-estimates them on the train split after every epoch; `moving` keeps Keras'
+# moving averages, stale for models trained for a few dozen steps (kept to measure exactly that).
+BATCHNORM_MODES = ("recalibrate", "moving")
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,16 +129,22 @@ class SearchSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-class _EarlyStoppingBest(keras.callbacks.Callback):
-    """Early stopping on ``val_loss`` that also times epochs.
+class _ValidateAndStop(keras.callbacks.Callback):
+    """The end of every epoch: BatchNormalization statistics re-estimated on the train split
+    (:mod:`bractivate.batchnorm`), the validation loss in inference mode, early stopping, and
+    the epoch's wall time, training and validation together.
 
     Training stops after ``patience`` epochs without an improvement of more than ``min_delta``
     over the reference loss; the weights of the epoch with the lowest validation loss, whether
-    or not it beat the reference by ``min_delta``, are restored at the end.
+    or not it beat the reference by ``min_delta``, are restored at the end (moving statistics
+    included, so the restored model predicts as it did when it was validated).
     """
 
-    def __init__(self, patience: int | None, min_delta: float):
+    def __init__(self, train_x, val_x, val_y, *, batch_size: int, patience: int | None,
+                 min_delta: float, batchnorm: str):
         super().__init__()
+        self.train_x, self.val_x, self.val_y = train_x, val_x, val_y
+        self.batch_size, self.batchnorm = batch_size, batchnorm
         self.patience, self.min_delta = patience, min_delta
         self.best_loss, self.best_weights, self.best_epoch = math.inf, None, -1
         self.reference, self.wait, self.seconds = math.inf, 0, []
@@ -142,8 +153,12 @@ class _EarlyStoppingBest(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.batchnorm == "recalibrate":
+            recalibrate_batchnorm(self.model, self.train_x, self.batch_size)
+        loss = _mean_bce(self.model, self.val_x, self.val_y, self.batch_size)
+        if logs is not None:
+            logs["val_loss"] = loss  # the same dict reaches the History callback after this one
         self.seconds.append(time.perf_counter() - self._start)
-        loss = float((logs or {}).get("val_loss", math.nan))
         if not math.isfinite(loss):
             self.model.stop_training = True
             return
@@ -160,6 +175,19 @@ class _EarlyStoppingBest(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+def _mean_bce(model: keras.Model, x, y, batch_size: int) -> float:
+    """Binary cross-entropy of ``model`` in inference mode on ``(x, y)``, averaged over pixels,
+    as Keras' ``binary_crossentropy`` computes it (probabilities clipped to [1e-7, 1 - 1e-7])."""
+    total, count = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        pred = model(x[start:start + batch_size], training=False)
+        true = keras.ops.cast(y[start:start + batch_size], pred.dtype)
+        loss = keras.ops.sum(keras.losses.binary_crossentropy(true, pred))
+        total += float(keras.ops.convert_to_numpy(loss))
+        count += int(math.prod(pred.shape[:-1]))
+    return total / count if count else math.nan
 
 
 @dataclass
@@ -197,12 +225,15 @@ def _build_loss(model: keras.Model) -> None:
 
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
-        precision: str | None = None, verbose: int = 0) -> FitResult:
+        precision: str | None = None, batchnorm: str = "recalibrate", verbose: int = 0) -> FitResult:
     """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
-    val split; keep the weights of the best validation epoch (SPEC §8, §9). ``precision``, if
+    val split in inference mode after re-estimating its BatchNormalization statistics; keep the
+    weights of the best validation epoch (docs/method.md#training-protocol). ``precision``, if
     given, must be the policy the model was built under (see :func:`use_precision`)."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm {batchnorm!r} not in {BATCHNORM_MODES}")
     if precision is not None and model.dtype_policy.name != precision:
         raise ValueError(f"model {model.name} was built under dtype policy {model.dtype_policy.name}, "
                          f"not {precision!r}; call use_precision before building it")
@@ -213,9 +244,10 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   **EXECUTIONS[execution])
     _build_loss(model)
-    stopper = _EarlyStoppingBest(patience, min_delta)
+    stopper = _ValidateAndStop(x_train, x_val, y_val, batch_size=batch_size, patience=patience,
+                               min_delta=min_delta, batchnorm=batchnorm)
     history = model.fit(
-        x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+        x_train, y_train, epochs=epochs, batch_size=batch_size,
         shuffle=True, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN(), stopper],
     ).history
     losses = history.get("loss", []) + history.get("val_loss", [])
