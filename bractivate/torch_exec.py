@@ -18,6 +18,7 @@ Only the layers :func:`bractivate.model.build_model` uses are translated; any ot
 
 from __future__ import annotations
 
+import logging
 import math
 
 import keras
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+log = logging.getLogger(__name__)
 SUPPORTED = ("InputLayer", "Conv2D", "Conv2DTranspose", "BatchNormalization", "ReLU",
              "MaxPooling2D", "Resizing", "Add", "Concatenate", "Rescaling")
 _ACTIVATIONS = {"linear": None, "relu": F.relu, "sigmoid": torch.sigmoid}
@@ -163,6 +165,17 @@ class TorchProgram:
         for fn, inputs, output in self._steps:
             values[output] = fn([values[i] for i in inputs], training)
         return values[self._output].permute(0, 2, 3, 1)
+
+
+def runs(model: keras.Model) -> bool:
+    """Whether :class:`TorchProgram` can run ``model``; logs why not (``fit`` then falls back
+    to Keras's eager steps)."""
+    try:
+        TorchProgram(model)
+    except (NotImplementedError, ValueError, RuntimeError) as err:
+        log.info("execution 'torch' falls back to 'eager' for %s: %s", model.name, err)
+        return False
+    return True
 
 
 def binary_crossentropy(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
