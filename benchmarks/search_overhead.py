@@ -3,7 +3,7 @@ build, compile, the val pass with the activity probe, FLOPs count, state and his
 the demo's lungs data, with the demo's search settings or (``--paper-epochs``) the paper's
 50 epochs with early stopping (patience 10, min_delta 0.05).
 
-    KERAS_BACKEND=torch python benchmarks/search_overhead.py [--execution eager|auto|graph]
+    KERAS_BACKEND=torch python benchmarks/search_overhead.py [--execution eager|auto|graph|torch]
         [--evaluations 8] [--paper-epochs]
 
 Training time is the search history's ``train_seconds``: the wall time of every epoch of every
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--execution", default="eager", choices=["eager", "auto", "graph"])
+    parser.add_argument("--execution", default="eager", choices=["eager", "auto", "graph", "torch"])
     parser.add_argument("--evaluations", type=int, default=8)
     parser.add_argument("--paper-epochs", action="store_true", help="50 epochs, patience 10, min_delta 0.05")
     args = parser.parse_args()

@@ -33,17 +33,20 @@ def _no_gradients():
     return contextlib.nullcontext()
 
 
-def recalibrate_batchnorm(model: keras.Model, x, batch_size: int) -> int:
+def recalibrate_batchnorm(model: keras.Model, x, batch_size: int, forward=None) -> int:
     """Set the moving mean and variance of every BatchNormalization layer of ``model`` to the
     average of its batch statistics over ``x`` (batches of ``batch_size``), computed with the
     current weights; return the number of layers recalibrated (0: nothing to do, no pass).
 
-    Only the BatchNormalization statistics change: a training-mode call updates nothing else
+    ``forward(batch, training=True)`` runs the model (default: ``model`` itself; execution
+    ``torch`` passes its torch program, which reads the layers' momentum at each call). Only
+    the BatchNormalization statistics change: a training-mode call updates nothing else
     in the models this project builds (no dropout, no other stateful layers).
     """
     layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
     if not layers or len(x) == 0:
         return 0
+    forward = model if forward is None else forward
     momenta = [layer.momentum for layer in layers]
     seen = 0
     try:
@@ -55,7 +58,7 @@ def recalibrate_batchnorm(model: keras.Model, x, batch_size: int) -> int:
                 # batch forgets the stale statistics.
                 for layer in layers:
                     layer.momentum = seen / (seen + len(batch))
-                model(batch, training=True)
+                forward(batch, training=True)
                 seen += len(batch)
     finally:
         for layer, momentum in zip(layers, momenta):

@@ -1,10 +1,13 @@
-"""Set up a workflow job before Keras is imported: log file, CPU threads, one GPU of its own.
+"""Set up a workflow job before Keras is imported: log file, CPU threads, a GPU slot of its own.
 
-Snakemake's ``--resources gpu=N`` only counts GPUs; it sets no ``CUDA_VISIBLE_DEVICES``. On one
-machine with several GPUs every GPU job therefore takes an exclusive lock on one GPU id
-(``fcntl.flock`` on a file per id, released by the kernel when the process ends, even on
-SIGKILL) and makes only that GPU visible. Under SLURM the scheduler already sets
-``CUDA_VISIBLE_DEVICES`` and nothing is locked.
+Snakemake's ``--resources gpu=N`` only counts GPU jobs; it sets no ``CUDA_VISIBLE_DEVICES``. On
+one machine every GPU job therefore takes an exclusive lock on one of ``jobs_per_gpu`` slots of
+a GPU id (``fcntl.flock`` on a file per slot, released by the kernel when the process ends, even
+on SIGKILL) and makes only that GPU visible; slots are handed out GPU by GPU, so jobs spread
+over the GPUs before they share one. A job that shares its GPU caps its memory at
+``memory_fraction`` of it (default ``1 / jobs_per_gpu``). Under SLURM the scheduler already sets
+``CUDA_VISIBLE_DEVICES`` (a whole GPU, or a shard or MPS share of one, docs/cluster.md) and
+nothing is locked; the memory cap still applies.
 
 This module must not import Keras: thread counts and visible devices are read at import time.
 """
@@ -35,37 +38,70 @@ def detect_gpus() -> list[int]:
     return [i for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
 
 
-def acquire_gpu(ids: list[int], lock_dir: str | os.PathLike, timeout: float = 3600.0, poll: float = 1.0) -> int | None:
-    """Lock the first free GPU id of ``ids`` and return it (``None`` when ``ids`` is empty)."""
+def acquire_gpu(ids: list[int], lock_dir: str | os.PathLike, timeout: float = 3600.0, poll: float = 1.0,
+                slots: int = 1) -> int | None:
+    """Lock the first free one of ``slots`` slots per GPU id of ``ids`` and return its GPU id
+    (``None`` when ``ids`` is empty)."""
     if not ids:
         return None
+    if slots < 1:
+        raise ValueError(f"gpus.jobs_per_gpu must be >= 1, got {slots}")
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     while True:
-        for gpu in ids:
-            handle = open(lock_dir / f"gpu{gpu}.lock", "a+")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            _held_locks.append(handle)
-            return gpu
+        for slot in range(slots):
+            for gpu in ids:
+                handle = open(lock_dir / f"gpu{gpu}.slot{slot}.lock", "a+")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+                _held_locks.append(handle)
+                return gpu
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no free GPU among {ids} in {lock_dir} after {timeout:.0f} s")
+            raise TimeoutError(f"no free GPU slot among {ids} x {slots} slot(s) in {lock_dir} after {timeout:.0f} s")
         time.sleep(poll)
+
+
+def memory_fraction(jobs_per_gpu: int = 1, fraction: float | None = None) -> float | None:
+    """The share of its GPU's memory a job may use: ``fraction`` if given, else an equal share
+    when the GPU is shared, else no cap (``None``)."""
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"gpus.memory_fraction must be in (0, 1], got {fraction}")
+        return float(fraction)
+    return 1.0 / jobs_per_gpu if jobs_per_gpu > 1 else None
+
+
+def cap_gpu_memory(fraction: float | None, backend: str | None) -> None:
+    """Cap this process's GPU memory at ``fraction`` of the device, for the Keras backend the
+    job will import: JAX and TensorFlow read environment variables at import, PyTorch is told
+    directly (importing torch here is safe: the thread variables are already set)."""
+    if fraction is None:
+        return
+    os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.3f}"
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # TensorFlow has no fraction variable
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(fraction)
 
 
 def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0,
               gpu_ids: list[int] | None = None, lock_dir: str | os.PathLike = "resources/gpu-locks",
-              backend: str | None = None) -> int | None:
-    """Route stderr and logging to ``log_path``, cap CPU threads, pick a GPU for GPU jobs and
-    the Keras backend (``KERAS_BACKEND``) when ``backend`` is given.
+              backend: str | None = None, jobs_per_gpu: int = 1, gpu_memory_fraction: float | None = None,
+              ) -> int | None:
+    """Route stderr and logging to ``log_path``, cap CPU threads, pick a GPU slot for GPU jobs
+    (``jobs_per_gpu`` slots per GPU, memory capped when shared) and the Keras backend
+    (``KERAS_BACKEND``) when ``backend`` is given.
 
     Returns the GPU id in use, or ``None`` on the CPU.
     """
@@ -83,21 +119,35 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
             raise RuntimeError(f"Keras was imported before the job chose backend {backend!r}")
         os.environ["KERAS_BACKEND"] = backend
-    chosen = None
+    chosen, fraction = None, None
     if gpu and "CUDA_VISIBLE_DEVICES" not in os.environ:
-        chosen = acquire_gpu(detect_gpus() if gpu_ids is None else list(gpu_ids), lock_dir)
+        chosen = acquire_gpu(detect_gpus() if gpu_ids is None else list(gpu_ids), lock_dir, slots=jobs_per_gpu)
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if chosen is None else str(chosen)
     elif not gpu:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    log.info("job: %d thread(s), CUDA_VISIBLE_DEVICES=%r, KERAS_BACKEND=%r", threads,
-             os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("KERAS_BACKEND"))
+    if gpu and os.environ.get("CUDA_VISIBLE_DEVICES"):
+        fraction = memory_fraction(jobs_per_gpu, gpu_memory_fraction)
+        cap_gpu_memory(fraction, backend or os.environ.get("KERAS_BACKEND"))
+    log.info("job: %d thread(s), CUDA_VISIBLE_DEVICES=%r, GPU memory cap %s, KERAS_BACKEND=%r", threads,
+             os.environ.get("CUDA_VISIBLE_DEVICES"), "none" if fraction is None else f"{fraction:.3f}",
+             os.environ.get("KERAS_BACKEND"))
     return chosen
+
+
+def _is_gpu_job(resources) -> int:
+    """1 for a job that runs on a GPU: it asks for ``gpu`` or, under SLURM, for a ``shard`` or
+    ``mps`` share of one (``gres``, docs/cluster.md)."""
+    if int(resources.get("gpu", 0) or 0):
+        return 1
+    gres = str(resources.get("gres", "") or "")
+    return int(any(part.strip().startswith(("shard", "mps")) for part in gres.split(",")))
 
 
 def setup_snakemake_job(smk) -> int | None:
     """:func:`setup_job` from a Snakemake ``script:`` object; training rules name their Keras
     backend in ``params.backend`` (a param, so that changing it reruns what it trained)."""
     gpus = smk.config.get("gpus", {})
-    return setup_job(smk.log[0] if smk.log else None, smk.threads, int(smk.resources.get("gpu", 0)),
+    return setup_job(smk.log[0] if smk.log else None, smk.threads, _is_gpu_job(smk.resources),
                      gpus.get("ids"), gpus.get("lock_dir", "resources/gpu-locks"),
-                     getattr(smk.params, "backend", None))
+                     getattr(smk.params, "backend", None), int(gpus.get("jobs_per_gpu", 1)),
+                     gpus.get("memory_fraction"))

@@ -28,7 +28,11 @@ MUTATIONS = ("dendritic", "random")
 # How Keras runs the training step: `auto` lets Keras choose (XLA where the backend supports
 # it), `graph` compiles without XLA, `eager` compiles nothing — fastest for tiny data, where
 # tracing a model costs more than the few steps it would speed up.
-EXECUTIONS = {"auto": {}, "graph": {"jit_compile": False}, "eager": {"run_eagerly": True}}
+# `torch` runs the training steps of a PyTorch-backend float32 genome model as torch calls on
+# its own variables (bractivate.torch_exec; 1.9x faster than `eager` on the CPU,
+# docs/benchmarks.md); models it cannot translate run as under `auto`.
+EXECUTIONS = {"auto": {}, "graph": {"jit_compile": False}, "eager": {"run_eagerly": True},
+              "torch": {}}
 # Keras dtype policies. float32 is the default: on an H200 mixed_bfloat16 made the search's
 # small models no faster (docs/benchmarks.md); mixed_float16 is for GPUs without bfloat16.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -140,9 +144,12 @@ class _ValidateAndStop(keras.callbacks.Callback):
     included, so the restored model predicts as it did when it was validated).
     """
 
-    def __init__(self, train_x, val_x, val_y, *, batch_size: int, patience: int | None,
+    def __init__(self, forward, train_x, val_x, val_y, *, batch_size: int, patience: int | None,
                  min_delta: float, batchnorm: str):
         super().__init__()
+        # forward(x, training=...): the Keras model itself, or its torch program (execution
+        # `torch`), which computes the same function on the same variables.
+        self.forward = forward
         self.train_x, self.val_x, self.val_y = train_x, val_x, val_y
         self.batch_size, self.batchnorm = batch_size, batchnorm
         self.patience, self.min_delta = patience, min_delta
@@ -154,8 +161,8 @@ class _ValidateAndStop(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.batchnorm == "recalibrate":
-            recalibrate_batchnorm(self.model, self.train_x, self.batch_size)
-        loss = _mean_bce(self.model, self.val_x, self.val_y, self.batch_size)
+            recalibrate_batchnorm(self.model, self.train_x, self.batch_size, forward=self.forward)
+        loss = _mean_bce(self.forward, self.val_x, self.val_y, self.batch_size)
         if logs is not None:
             logs["val_loss"] = loss  # the same dict reaches the History callback after this one
         self.seconds.append(time.perf_counter() - self._start)
@@ -177,12 +184,12 @@ class _ValidateAndStop(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def _mean_bce(model: keras.Model, x, y, batch_size: int) -> float:
-    """Binary cross-entropy of ``model`` in inference mode on ``(x, y)``, averaged over pixels,
+def _mean_bce(forward, x, y, batch_size: int) -> float:
+    """Binary cross-entropy of ``forward`` in inference mode on ``(x, y)``, averaged over pixels,
     as Keras' ``binary_crossentropy`` computes it (probabilities clipped to [1e-7, 1 - 1e-7])."""
     total, count = 0.0, 0
     for start in range(0, len(x), batch_size):
-        pred = model(x[start:start + batch_size], training=False)
+        pred = forward(x[start:start + batch_size], training=False)
         true = keras.ops.cast(y[start:start + batch_size], pred.dtype)
         loss = keras.ops.sum(keras.losses.binary_crossentropy(true, pred))
         total += float(keras.ops.convert_to_numpy(loss))
@@ -211,6 +218,21 @@ def _training_arrays(data: Dataset, split: str):
     if key not in data.cache:
         data.cache[key] = tuple(keras.ops.convert_to_tensor(a) for a in data.split(split))
     return data.cache[key]
+
+
+def _torch_exec():
+    """bractivate.torch_exec, imported on first use: it imports torch, which a TensorFlow job lacks."""
+    from bractivate import torch_exec
+
+    return torch_exec
+
+
+def _torch_program(model: keras.Model):
+    """The torch-native program of ``model`` for execution ``torch``, or None where it cannot
+    run (another backend, another layer: ``fit`` then lets Keras choose, as ``auto`` does)."""
+    if keras.config.backend() != "torch":
+        return None
+    return _torch_exec().program_for(model)
 
 
 def _build_loss(model: keras.Model) -> None:
@@ -244,12 +266,19 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   **EXECUTIONS[execution])
     _build_loss(model)
-    stopper = _ValidateAndStop(x_train, x_val, y_val, batch_size=batch_size, patience=patience,
-                               min_delta=min_delta, batchnorm=batchnorm)
-    history = model.fit(
-        x_train, y_train, epochs=epochs, batch_size=batch_size,
-        shuffle=True, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN(), stopper],
-    ).history
+    program = _torch_program(model) if execution == "torch" else None
+    if program is not None:
+        x_train, y_train, x_val, y_val = _torch_exec().on_device(x_train, y_train, x_val, y_val)
+    stopper = _ValidateAndStop(program or model, x_train, x_val, y_val, batch_size=batch_size,
+                               patience=patience, min_delta=min_delta, batchnorm=batchnorm)
+    if program is not None:
+        history = _torch_exec().fit_arrays(model, program, x_train, y_train, epochs=epochs,
+                                           batch_size=batch_size, callbacks=[stopper])
+    else:
+        history = model.fit(
+            x_train, y_train, epochs=epochs, batch_size=batch_size,
+            shuffle=True, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN(), stopper],
+        ).history
     losses = history.get("loss", []) + history.get("val_loss", [])
     timed = stopper.seconds[1:] or stopper.seconds
     return FitResult(

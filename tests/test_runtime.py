@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ def test_each_process_locks_a_different_gpu_and_waits_when_none_is_free(tmp_path
              for _ in range(2)]
     taken = [int(p.stdout.readline()) for p in procs]
     assert sorted(taken) == [0, 1]
-    with pytest.raises(TimeoutError, match=r"no free GPU among \[0, 1\]"):
+    with pytest.raises(TimeoutError, match=r"no free GPU slot among \[0, 1\] x 1 slot"):
         acquire_gpu([0, 1], tmp_path, timeout=0.3, poll=0.1)
     procs[1].communicate("\n")  # a finished job releases its GPU
     assert acquire_gpu([0, 1], tmp_path, timeout=5, poll=0.1) == taken[1]
@@ -60,3 +61,75 @@ def test_setup_job_chooses_the_keras_backend_before_keras_is_imported(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0] == "torch torch"
     assert lines[1] == "Keras was imported before the job chose backend 'jax'"
+
+
+@pytest.fixture
+def release_locks():
+    from bractivate import runtime
+
+    yield
+    while runtime._held_locks:
+        runtime._held_locks.pop().close()
+
+
+def test_slots_spread_jobs_over_gpus_before_they_share_one(tmp_path, release_locks):
+    taken = [acquire_gpu([0, 1], tmp_path, timeout=1, poll=0.05, slots=2) for _ in range(4)]
+    assert taken == [0, 1, 0, 1]
+    with pytest.raises(TimeoutError, match=r"no free GPU slot among \[0, 1\] x 2 slot\(s\)"):
+        acquire_gpu([0, 1], tmp_path, timeout=0.2, poll=0.05, slots=2)
+    with pytest.raises(ValueError, match="gpus.jobs_per_gpu must be >= 1, got 0"):
+        acquire_gpu([0], tmp_path, slots=0)
+
+
+def test_memory_fraction_is_an_equal_share_unless_given():
+    from bractivate.runtime import memory_fraction
+
+    assert memory_fraction(1) is None
+    assert memory_fraction(4) == 0.25
+    assert memory_fraction(4, 0.4) == 0.4
+    with pytest.raises(ValueError, match=r"gpus.memory_fraction must be in \(0, 1\], got 1.5"):
+        memory_fraction(2, 1.5)
+
+
+def test_shared_gpu_job_caps_its_memory(tmp_path, monkeypatch, release_locks):
+    for var in ("CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # capped through its environment variable
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    gpus = []
+    for _ in range(2):  # two jobs, as if two processes: each sees no CUDA_VISIBLE_DEVICES yet
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        gpus.append(setup_job(None, gpu=1, gpu_ids=[3], lock_dir=tmp_path, jobs_per_gpu=2))
+    assert gpus == [3, 3]
+    assert os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.500"
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_MEM_FRACTION")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    setup_job(None, gpu=1, gpu_ids=[4], lock_dir=tmp_path)  # a GPU of its own: no cap
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ
+
+
+class _Resources(dict):
+    __getattr__ = dict.get
+
+
+class _Job:
+    def __init__(self, resources):
+        self.resources = _Resources(resources)
+
+
+def test_shared_gpu_profile_asks_slurm_for_a_shard_of_a_gpu():
+    """profiles/slurm-shared-gpu gives every GPU rule of profiles/slurm one shard (no whole
+    GPU), which the plugin turns into --gres=shard:1 and the job still treats as a GPU job."""
+    yaml = pytest.importorskip("yaml")
+    utils = pytest.importorskip("snakemake_executor_plugin_slurm.utils")
+    from bractivate.runtime import _is_gpu_job
+
+    profiles = Path(__file__).resolve().parents[1] / "profiles"
+    base = yaml.safe_load((profiles / "slurm" / "profile.yaml").read_text())["set-resources"]
+    shared = yaml.safe_load((profiles / "slurm-shared-gpu" / "profile.yaml").read_text())["set-resources"]
+    assert set(shared) == set(base)
+    for rule, resources in shared.items():
+        assert utils.set_gres_string(_Job(resources)).strip() == "--gres=shard:1", rule
+        assert _is_gpu_job(resources) == 1
+        assert utils.set_gres_string(_Job(base[rule])).strip() == "--gpus=1"
+    assert _is_gpu_job({"gres": "mps:25"}) == 1 and _is_gpu_job({"gpu": 0}) == 0

@@ -1,0 +1,254 @@
+"""A PyTorch-native way to run the training steps of a genome's Keras model (execution
+``torch``, docs/benchmarks.md "Framework overhead").
+
+On the PyTorch backend a Keras model pays, per layer and per step, Keras's own Python
+(``Layer.__call__``, dtype policies, name scopes, symbolic checks) and a NHWC↔NCHW copy around
+every convolution, pooling and resizing; for the search's small models (1e4–5e5 parameters)
+that costs as much as the arithmetic. :class:`TorchProgram` reads the functional graph once and
+replays it with ``torch.nn.functional`` calls in NCHW, on the Keras model's own variables (a
+Keras variable on this backend *is* a ``torch.nn.Parameter``): training updates the Keras model
+in place, so it is still a Keras model that is saved as ``.keras``, restored by
+``set_weights``, and called by Keras in training mode (the batch-norm re-estimation) between
+epochs. The optimizer is the model's compiled Keras optimizer, so the update rule is Keras's
+Adam itself.
+
+Only the layers :func:`bractivate.model.build_model` uses are translated; any other layer makes
+:class:`TorchProgram` refuse the model, naming the layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import keras
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+SUPPORTED = ("InputLayer", "Conv2D", "Conv2DTranspose", "BatchNormalization", "ReLU",
+             "MaxPooling2D", "Resizing", "Add", "Concatenate", "Rescaling")
+_ACTIVATIONS = {"linear": None, "relu": F.relu, "sigmoid": torch.sigmoid}
+
+
+def _kernel(variable) -> torch.Tensor:
+    """A Keras conv kernel (kh, kw, a, b) as torch's (b, a, kh, kw); both Conv2D and
+    Conv2DTranspose map this way."""
+    return variable.value.permute(3, 2, 0, 1)
+
+
+def _unsupported(layer, why: str) -> NotImplementedError:
+    return NotImplementedError(f"execution 'torch' cannot run layer {layer.name!r} "
+                               f"({type(layer).__name__}): {why}; use execution 'eager' or 'auto'")
+
+
+def _translate(layer):
+    """``layer`` as a function ``(inputs, training) -> output`` on NCHW tensors."""
+    kind = type(layer).__name__
+    if kind not in SUPPORTED:
+        raise _unsupported(layer, f"only {', '.join(SUPPORTED)} are translated")
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise _unsupported(layer, "expected data_format channels_last")
+    if kind == "Conv2D" or kind == "Conv2DTranspose":
+        act_name = getattr(layer.activation, "__name__", str(layer.activation))
+        if act_name not in _ACTIVATIONS:
+            raise _unsupported(layer, f"activation {act_name!r} not in {tuple(_ACTIVATIONS)}")
+        act = _ACTIVATIONS[act_name]
+        kh, kw = layer.kernel_size
+        if tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
+            raise _unsupported(layer, "expected no dilation and no groups")
+        stride = tuple(layer.strides)
+        bias = layer.bias if layer.use_bias else None
+        if kind == "Conv2D":
+            if layer.padding == "valid":
+                pad = 0
+            elif stride == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
+                pad = (kh // 2, kw // 2)  # "same" with an odd kernel: symmetric
+            else:
+                raise _unsupported(layer, "expected padding 'valid' or 'same' with an odd kernel, stride 1")
+
+            def conv(inputs, training):
+                y = F.conv2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride, pad)
+                return y if act is None else act(y)
+            return conv
+        # "same" with kernel == stride gives exactly input × stride, no crop (the decoder's
+        # 2×2, stride-2 up-convolution); other cases need Keras's asymmetric crop.
+        if layer.padding != "same" or stride != (kh, kw):
+            raise _unsupported(layer, "expected padding 'same' with strides equal to the kernel size")
+
+        def deconv(inputs, training):
+            y = F.conv_transpose2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride)
+            return y if act is None else act(y)
+        return deconv
+    if kind == "BatchNormalization":
+        if layer.axis not in (-1, 3) or not layer.center or not layer.scale or layer.renorm:
+            raise _unsupported(layer, "expected axis -1, center and scale, no renorm")
+        eps = float(layer.epsilon)
+
+        def batchnorm(inputs, training):
+            x = inputs[0]
+            mean, var = layer.moving_mean.value, layer.moving_variance.value
+            if not (training and layer.trainable):
+                return F.batch_norm(x, mean, var, layer.gamma.value, layer.beta.value, False, 0.0, eps)
+            # One fused op gives the output and the batch's mean and 1/sqrt(var + eps); the
+            # moving statistics are then updated as Keras does, with the biased variance
+            # (torch's own running_var update would use the unbiased one).
+            y, batch_mean, invstd = torch.native_batch_norm(
+                x, layer.gamma.value, layer.beta.value, None, None, True, 0.0, eps)
+            # The momentum is read at each call: the statistics' re-estimation sets it per batch.
+            momentum = float(layer.momentum)
+            with torch.no_grad():
+                mean.mul_(momentum).add_(batch_mean, alpha=1 - momentum)
+                var.mul_(momentum).add_(invstd.pow(-2) - eps, alpha=1 - momentum)
+            return y
+        return batchnorm
+    if kind == "ReLU":
+        if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+            raise _unsupported(layer, "expected a plain ReLU")
+        return lambda inputs, training: F.relu(inputs[0])
+    if kind == "MaxPooling2D":
+        if layer.padding != "valid":
+            raise _unsupported(layer, "expected padding 'valid'")
+        size, stride = tuple(layer.pool_size), tuple(layer.strides)
+        return lambda inputs, training: F.max_pool2d(inputs[0], size, stride)
+    if kind == "Resizing":
+        if layer.interpolation != "bilinear" or layer.crop_to_aspect_ratio or getattr(layer, "pad_to_aspect_ratio", False):
+            raise _unsupported(layer, "expected bilinear interpolation without crop or pad")
+        size = (int(layer.height), int(layer.width))
+        # Keras's torch backend resizes with exactly these arguments
+        return lambda inputs, training: F.interpolate(inputs[0], size=size, mode="bilinear",
+                                                      align_corners=False, antialias=False)
+    if kind == "Add":
+        def add(inputs, training):
+            total = inputs[0]
+            for other in inputs[1:]:
+                total = total + other
+            return total
+        return add
+    if kind == "Concatenate":
+        if layer.axis not in (-1, 3):
+            raise _unsupported(layer, "expected axis -1")
+        return lambda inputs, training: torch.cat(inputs, dim=1)
+    if kind == "Rescaling":
+        scale, offset = float(layer.scale), float(layer.offset)
+        return lambda inputs, training: inputs[0] * scale + offset
+    return None  # InputLayer
+
+
+class TorchProgram:
+    """The functional graph of ``model`` as a list of torch calls on its own variables."""
+
+    def __init__(self, model: keras.Model):
+        if keras.config.backend() != "torch":
+            raise RuntimeError(f"execution 'torch' needs the torch Keras backend, not {keras.config.backend()!r}")
+        if model.dtype_policy.name != "float32":
+            raise ValueError(f"execution 'torch' runs float32 models; model {model.name} has dtype "
+                             f"policy {model.dtype_policy.name!r}")
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ValueError(f"execution 'torch' expects one input and one output, model {model.name} "
+                             f"has {len(model.inputs)} and {len(model.outputs)}")
+        self.model = model
+        self._input = id(model.inputs[0])
+        self._output = id(model.outputs[0])
+        self._steps = []
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                fn = _translate(node.operation)
+                if fn is None:
+                    continue
+                if len(node.outputs) != 1:
+                    raise _unsupported(node.operation, "expected one output")
+                self._steps.append((fn, [id(t) for t in node.input_tensors], id(node.outputs[0])))
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """The model's output for the NHWC batch ``x``, in NHWC."""
+        values = {self._input: x.permute(0, 3, 1, 2)}
+        for fn, inputs, output in self._steps:
+            values[output] = fn([values[i] for i in inputs], training)
+        return values[self._output].permute(0, 2, 3, 1)
+
+
+def program_for(model: keras.Model) -> TorchProgram | None:
+    """The :class:`TorchProgram` of ``model``, or None where it cannot run the model (logged:
+    ``fit`` then lets Keras run the steps)."""
+    try:
+        return TorchProgram(model)
+    except (NotImplementedError, ValueError, RuntimeError) as err:
+        log.info("execution 'torch' falls back to Keras's own steps for %s: %s", model.name, err)
+        return None
+
+
+def binary_crossentropy(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Keras's ``binary_crossentropy`` loss, reduced as ``fit`` reduces it: probabilities clipped
+    to [ε, 1 − ε], mean over every pixel of the batch."""
+    eps = keras.config.epsilon()
+    return F.binary_cross_entropy(p.clamp(eps, 1 - eps), y)
+
+
+def _device() -> torch.device:
+    from keras.src.backend.torch.core import get_device
+
+    return torch.device(get_device())
+
+
+def _as_tensor(a, device) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a.to(device)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype="float32")).to(device)
+
+
+def train_steps(program: TorchProgram, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
+                batch_size: int) -> torch.Tensor:
+    """One epoch of training steps over ``x[order]`` in batches with the model's compiled
+    optimizer; returns the summed loss × batch size (a tensor: no step waits for the device)."""
+    model = program.model
+    variables = model.trainable_variables
+    if not model.optimizer.built:
+        model.optimizer.build(variables)
+    params = [v.value for v in variables]
+    total = torch.zeros((), device=x.device)
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        loss = binary_crossentropy(y[index], program(x[index], training=True))
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            model.optimizer.apply(list(grads), variables)
+        total += loss.detach() * len(index)
+    return total
+
+
+def on_device(*arrays) -> tuple[torch.Tensor, ...]:
+    """Arrays as float32 torch tensors on the Keras backend's device."""
+    device = _device()
+    return tuple(_as_tensor(a, device) for a in arrays)
+
+
+def fit_arrays(model: keras.Model, program: TorchProgram, x_train: torch.Tensor, y_train: torch.Tensor, *,
+               epochs: int, batch_size: int, callbacks=(), seed: int | None = None) -> dict[str, list[float]]:
+    """``model.fit(x_train, y_train, shuffle=True, ...)`` for a model compiled with the binary
+    cross-entropy loss, its training steps run by ``program`` and the compiled optimizer.
+    ``callbacks`` see the epoch events and logs that Keras gives them, may add to the logs
+    (``fit``'s validation adds ``val_loss``) and may set ``model.stop_training``. Returns the
+    history as ``model.fit(...).history`` does.
+    """
+    if model.optimizer is None:
+        raise ValueError(f"model {model.name} is not compiled; compile it with an optimizer first")
+    # Keras's History, last as in model.fit, records the logs as the callbacks left them.
+    recorder = keras.callbacks.History()
+    callbacks = keras.callbacks.CallbackList([*callbacks, recorder], model=model)
+    generator = torch.Generator().manual_seed(int(np.random.randint(2**31 - 1) if seed is None else seed))
+    model.stop_training = False
+    callbacks.on_train_begin()
+    n = len(x_train)
+    for epoch in range(epochs):
+        callbacks.on_epoch_begin(epoch)
+        order = torch.randperm(n, generator=generator).to(x_train.device)
+        logs = {"loss": float(train_steps(program, x_train, y_train, order, batch_size)) / n}
+        if not math.isfinite(logs["loss"]):
+            model.stop_training = True  # what TerminateOnNaN does
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end()
+    return recorder.history

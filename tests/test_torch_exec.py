@@ -1,0 +1,64 @@
+"""Execution 'torch' (bractivate.torch_exec) trains the same Keras model as Keras does."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.torch,
+              pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")]
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("torch_exec_worker.py")),
+                           str(tmp_path_factory.mktemp("torch_exec"))],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_builder_layer_gives_keras_outputs_and_moving_statistics(worker):
+    assert {"Add", "BatchNormalization", "Concatenate", "Conv2D", "Conv2DTranspose", "MaxPooling2D",
+            "Resizing", "Rescaling", "ReLU"} <= set(worker["layers"])
+    assert worker["train_output_diff"] < 1e-5
+    assert worker["inference_output_diff"] < 1e-5
+    assert worker["moving_stats_moved"] > 1e-3  # the training call did update them ...
+    assert worker["moving_stats_diff"] < 1e-6  # ... as Keras does (biased variance)
+
+
+def test_fit_gives_the_loss_curve_of_keras_eager(worker):
+    eager, torch_ = worker["curves"]["eager"], worker["curves"]["torch"]
+    assert len(eager["loss"]) == len(torch_["loss"]) == 6
+    assert eager["loss"][-1] < eager["loss"][0]  # it learns
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(torch_[key], eager[key], rtol=1e-4)
+    # Adam's first steps are ±learning rate for every weight, whatever its gradient's size, so
+    # a weight whose gradient is at rounding level may step either way (1e-3 here); no more.
+    assert worker["weights_diff"] < 2e-3
+
+
+def test_early_stopping_restores_the_best_validation_weights(worker):
+    early = worker["early"]
+    val = early["history"]["val_loss"]
+    assert early["finite"] and early["epochs"] == len(val) <= 8
+    assert early["best_epoch"] == int(np.argmin(val))
+    assert early["val_bcl_after"] == pytest.approx(min(val), rel=1e-4)
+
+
+def test_batchnorm_statistics_are_reestimated_on_this_path(worker):
+    assert worker["restats_diff_recalibrate"] < 1e-4
+    assert worker["restats_diff_moving"] > 1e-2  # Keras' moving averages lag far behind
+
+
+def test_model_stays_a_keras_model(worker):
+    assert worker["reload_diff"] < 1e-6
+
+
+def test_untranslated_layer_is_refused_by_name_and_fit_falls_back(worker):
+    assert "layer 'dense_head' (Dense)" in worker["refusal"]
+    assert worker["fallback_epochs"] == 2
