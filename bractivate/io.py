@@ -103,7 +103,7 @@ def read_json(path: str | os.PathLike):
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # an image or binary file given as JSON
         raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
