@@ -76,7 +76,7 @@ def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, 
     check_writable(next(iter(plan.values())), "mask")
     model = load_model(model_path)
     height, width, channels = model.input_shape[1:]
-    if height != width or channels != 1:
+    if not isinstance(height, int) or height != width or channels != 1:  # None: no fixed size to resize to
         raise ValueError(f"{model_path}: expected a square single-channel model input, got {model.input_shape}")
     written = []
     for path, out in plan.items():

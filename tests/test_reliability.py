@@ -248,6 +248,18 @@ def model_not_keras(tmp):
     predict_folder(tmp / "model.keras", tmp / "in" / "images", tmp / "out")
 
 
+def genome_is_an_image(tmp):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp / "g.png")
+    Genome.load(tmp / "g.png")
+
+
+def model_of_any_size(tmp):
+    inputs = keras.Input((None, None, 1))
+    keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs)).save(tmp / "m.keras")
+    pairs(tmp / "in", {"a": (8, 8)}, {})
+    predict_folder(tmp / "m.keras", tmp / "in" / "images", tmp / "out")
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -295,6 +307,8 @@ CATALOGUE = {
     "set-range-not-pair": (search_setting(depth_range=3), r"search\.depth_range: expected a pair \[low, high\] of integers, got 3"),
     "set-negative-seed": (search_setting(seed=-1), r"search\.seed: expected an integer >= 0, got -1"),
     "set-not-yaml": (search_setting(depth_range="[2,"), r"--set depth_range: not valid YAML"),
+    "genome-is-an-image": (genome_is_an_image, r"g\.png: not valid JSON \('utf-8' codec can't decode"),
+    "model-any-size": (model_of_any_size, r"m\.keras: expected a square single-channel model input, got \(None, None, None, 1\)"),
     "genome-too-deep": (genome_too_deep, r"g\.json: depth 100 is more than 16"),
 }
 
