@@ -2,8 +2,10 @@
 
     bractivate search DATA.h5 OUTDIR [--settings FILE.yaml] [--set key=value ...]
     bractivate show GENOME.json [--input-size 128]
-    bractivate preprocess --format FORMAT INPUT_DIR OUTPUT.h5
-    bractivate predict MODEL.keras INPUT_DIR OUTPUT_DIR
+    bractivate preprocess --format FORMAT INPUT_DIR OUTPUT.h5 [--overwrite]
+    bractivate predict MODEL.keras INPUT_DIR OUTPUT_DIR [--overwrite]
+
+A bad argument or input file ends in one line naming it and what was expected (exit status 2).
 """
 
 from __future__ import annotations
@@ -16,19 +18,30 @@ from pathlib import Path
 import yaml
 
 
+def _yaml(text: str, where: str):
+    """Parse YAML, turning a syntax error into a one-line error naming ``where``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from err
+
+
 def _settings(path: str | None, overrides: list[str]):
+    """Search settings from a YAML file and ``--set key=value`` items, each value type-checked."""
     from bractivate.train import SearchSettings
 
     data = {}
     if path:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: settings file not found")
+        data = _yaml(Path(path).read_text(), path) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of search settings")
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise ValueError(f"--set {item!r}: expected key=value")
-        data[key] = yaml.safe_load(value)
+        data[key] = _yaml(value, f"--set {key}")
     return SearchSettings.from_dict(data)
 
 
@@ -37,8 +50,10 @@ def search_command(args) -> int:
     from bractivate.pipeline import run_search_job
 
     settings = _settings(args.settings, args.set)
-    data = load_dataset(args.data)
     out = Path(args.outdir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file; expected the output folder")
+    data = load_dataset(args.data)
     run_search_job(data, settings, out / "best_genome.json", out / "history.tsv",
                    Path(args.state) if args.state else out / "search_state.json")
     return 0
@@ -48,7 +63,10 @@ def show_command(args) -> int:
     from bractivate.genome import Genome
     from bractivate.pipeline import describe_genome
 
-    print(describe_genome(Genome.load(args.genome), (args.input_size, args.input_size, 1)))
+    from bractivate.data.preprocess import check_image_size
+
+    size = check_image_size(args.input_size, "--input-size")
+    print(describe_genome(Genome.load(args.genome), (size, size, 1)))
     return 0
 
 
@@ -56,14 +74,15 @@ def preprocess_command(args) -> int:
     from bractivate.data import preprocess_cli
 
     preprocess_cli(args.format, args.input_dir, args.output, image_size=args.image_size,
-                   seed=args.seed, split={"train": args.split[0], "val": args.split[1], "test": args.split[2]})
+                   seed=args.seed, split=args.split, overwrite=args.overwrite)
     return 0
 
 
 def predict_command(args) -> int:
     from bractivate.predict import predict_folder
 
-    written = predict_folder(args.model, args.input_dir, args.output_dir, threshold=args.threshold)
+    written = predict_folder(args.model, args.input_dir, args.output_dir, threshold=args.threshold,
+                             overwrite=args.overwrite)
     print(f"wrote {len(written)} masks to {args.output_dir}")
     return 0
 
@@ -93,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", type=float, nargs=3, default=[0.7, 0.1, 0.2], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=preprocess_command)
 
     p = sub.add_parser("predict", help="segment a folder of images with a trained model")
@@ -100,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("input_dir")
     p.add_argument("output_dir")
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--overwrite", action="store_true", help="replace masks already in OUTPUT_DIR")
     p.set_defaults(func=predict_command)
     return main
 
@@ -109,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"bractivate {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # OSError: unreadable, unwritable, full disk
+        message = " ".join(str(err).split())  # one line, whatever the error held
+        print(f"bractivate {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -17,6 +17,12 @@ from pathlib import Path
 import numpy as np
 
 OPS = ("concat", "add")
+# Bounds of a genome read from a file or drawn by a search (docs/method.md searches depths up to
+# 10 and base filters 8-32). Widths grow as 1.5^depth: at depth 16 the bottleneck of an 8-filter
+# genome has 5 255 filters and the UNet ~1.4 G parameters; 512 base filters give a depth-2 UNet
+# of 59 M. Larger values are typing errors, refused before anything is built.
+MAX_DEPTH = 16
+MAX_FILTERS = 512
 
 
 def block_names(depth: int) -> list[str]:
@@ -145,6 +151,12 @@ class Genome:
                 + (f"; unknown {sorted(unknown)}" if unknown else "")
                 + (f"; missing {sorted(missing)}" if missing else "")
             )
+        for key, most in (("depth", MAX_DEPTH), ("filters", MAX_FILTERS)):
+            value = data[key]
+            if isinstance(value, int) and not isinstance(value, bool) and value > most:
+                raise ValueError(f"{where}: {key} {value} is more than {most}, the largest a genome may have")
+        if not isinstance(data.get("edges", []), list):
+            raise ValueError(f"{where}: edges must be a list, got {type(data['edges']).__name__}")
         try:
             return cls(data["depth"], data["filters"], tuple(data.get("edges", [])))
         except ValueError as err:

@@ -1,4 +1,4 @@
-"""Atomic file writes and the one reader/writer of the preprocessed HDF5 data sets (SPEC §2).
+"""Atomic file writes and the one reader/writer of the preprocessed HDF5 data sets (docs/data.md).
 
 Every file the pipeline produces is written to a temporary name in the same folder and renamed
 into place, so a killed job never leaves a half-written output behind.
@@ -7,9 +7,10 @@ into place, so a killed job never leaves a half-written output behind.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -20,21 +21,32 @@ SPLITS = ("train", "val", "test")
 DATASET_FORMAT_VERSION = 1
 
 
+def _new_temporary(path: Path, suffix: str) -> Path:
+    """Create an empty hidden file beside ``path`` with the mode the umask gives a new file.
+
+    Not ``tempfile.mkstemp``: its 0600 mode survives the rename, and on a shared cluster nobody
+    else in the group could read the results.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: no free temporary name beside it")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     ``suffix`` defaults to the suffix of ``path`` so writers that dispatch on the file extension
-    (``model.save("x.keras")``) still work.
+    (``model.save("x.keras")``) still work. The temporary file is removed whatever happens.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{suffix if suffix is not None else path.suffix}",
-        dir=path.parent,
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temporary(path, suffix if suffix is not None else path.suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -43,13 +55,42 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Raise a one-line ``ValueError`` unless ``path`` can be written, before any work is spent on it.
+
+    Creates the parent folder and a temporary file in it (removed again); a folder at ``path``
+    itself is refused too.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected the {what} file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _new_temporary(path, ".check").unlink()
+    except OSError as err:
+        raise ValueError(
+            f"{path}: cannot write the {what} here ({type(err).__name__}: {err.strerror or err}); "
+            "choose a writable folder"
+        ) from err
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; a failed write (a full disk) leaves nothing behind."""
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            raise OSError(err.errno, f"{path}: cannot write {len(data)} bytes ({err.strerror}); "
+                          "nothing was written, free some space or choose another folder") from err
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
@@ -62,7 +103,7 @@ def read_json(path: str | os.PathLike):
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # an image or binary file given as JSON
         raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
@@ -117,19 +158,24 @@ class Dataset:
 
 
 def write_dataset(path: str | os.PathLike, dataset: Dataset) -> None:
-    """Write ``dataset`` to an HDF5 file atomically (layout of SPEC §2)."""
+    """Write ``dataset`` to an HDF5 file atomically (layout of docs/data.md).
+
+    The file is built in memory and written in one piece: HDF5 writing straight to a disk that
+    fills up can crash the process and leave its temporary file behind.
+    """
     import h5py
 
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("images", data=dataset.images.astype("float32"), compression="gzip")
-            h5.create_dataset("masks", data=dataset.masks.astype("uint8"), compression="gzip")
-            for name in SPLITS:
-                h5.create_dataset(f"split/{name}", data=np.asarray(dataset.splits[name], "int64"))
-            h5.create_dataset("names", data=np.array(dataset.names, dtype=h5py.string_dtype()))
-            for key, value in dataset.attrs.items():
-                h5.attrs[key] = value
-            h5.attrs["version"] = DATASET_FORMAT_VERSION
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_dataset("images", data=dataset.images.astype("float32"), compression="gzip")
+        h5.create_dataset("masks", data=dataset.masks.astype("uint8"), compression="gzip")
+        for name in SPLITS:
+            h5.create_dataset(f"split/{name}", data=np.asarray(dataset.splits[name], "int64"))
+        h5.create_dataset("names", data=np.array(dataset.names, dtype=h5py.string_dtype()))
+        for key, value in dataset.attrs.items():
+            h5.attrs[key] = value
+        h5.attrs["version"] = DATASET_FORMAT_VERSION
+    write_bytes(path, buffer.getvalue())
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:
@@ -152,10 +198,25 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         splits = {s: h5[f"split/{s}"][...].astype("int64") for s in SPLITS}
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5["names"][...]] if "names" in h5 else []
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
-    if images.dtype != np.float32 or images.min() < 0 or images.max() > 1:
-        raise ValueError(f"{path}: images must be float32 in [0, 1]")
+    if images.dtype != np.float32:
+        raise ValueError(f"{path}: images must be float32 in [0, 1], got {images.dtype}")
+    # NaN passes any min/max test: look for the samples that hold one, and name them.
+    bad = [i for i in range(len(images)) if not np.isfinite(images[i]).all()]
+    if bad:
+        which = ", ".join(names[i] if i < len(names) else f"#{i}" for i in bad[:5])
+        raise ValueError(f"{path}: images hold NaN or infinite values ({len(bad)} sample(s): {which}); "
+                         "preprocess the data set again")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"{path}: images must be float32 in [0, 1], got [{images.min():g}, {images.max():g}]")
     if masks.dtype != np.uint8 or not np.isin(masks, (0, 1)).all():
         raise ValueError(f"{path}: masks must be uint8 in {{0, 1}}")
+    if names and len(names) != len(images):
+        raise ValueError(f"{path}: {len(names)} names for {len(images)} images")
+    empty = [s for s in SPLITS if not splits[s].size]
+    if empty:
+        sizes = ", ".join(f"{s} {splits[s].size}" for s in SPLITS)
+        raise ValueError(f"{path}: split(s) {', '.join(empty)} empty ({sizes} of {len(images)} samples); "
+                         "every split needs a sample: preprocess with other split fractions")
     try:
         return Dataset(images, masks, splits, names, attrs)
     except ValueError as err:

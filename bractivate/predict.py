@@ -19,39 +19,89 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
+def plan_outputs(input_dir: Path, output_dir: Path, overwrite: bool = False) -> dict[Path, Path]:
+    """Image → mask path for every image of ``input_dir``, refusing every clash before any work.
+
+    The output folder must not be, contain or lie inside the input folder (its masks would
+    replace or join the images); two images of one stem (``p0.png``, ``p0.tif``) would write one
+    mask; an existing mask is replaced only with ``overwrite``.
+    """
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"{input_dir}: input folder not found")
+    inside, outside = input_dir.resolve(), output_dir.resolve()
+    if inside == outside or inside.is_relative_to(outside) or outside.is_relative_to(inside):
+        raise ValueError(f"{output_dir}: output folder is, contains or lies inside the input folder "
+                         f"{input_dir}; its masks would mix with the images: choose another folder")
+    images = sorted(p for p in input_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not images:
+        raise ValueError(f"{input_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) to segment")
+    broken = [p for p in images if not p.is_file()]
+    if broken:
+        raise ValueError(f"{broken[0]}: not a readable file (a broken link or a folder); expected an image")
+    plan: dict[Path, Path] = {}
+    by_stem: dict[str, Path] = {}
+    for path in images:
+        if path.stem in by_stem:
+            raise ValueError(f"{input_dir}: {by_stem[path.stem].name} and {path.name} would both write "
+                             f"{path.stem}.png; rename one")
+        by_stem[path.stem] = path
+        plan[path] = output_dir / f"{path.stem}.png"
+    existing = [out for out in plan.values() if out.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"{existing[0]}: exists ({len(existing)} mask(s) would be replaced); "
+                         "pass --overwrite to replace them or choose another folder")
+    return plan
+
+
 def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                   threshold: float = 0.5) -> list[Path]:
-    """Write ``OUTPUT_DIR/<stem>.png`` for every image of ``input_dir``; return the paths."""
+                   threshold: float = 0.5, overwrite: bool = False) -> list[Path]:
+    """Write ``OUTPUT_DIR/<stem>.png`` for every image of ``input_dir``; return the paths.
+
+    Every argument is checked before the model is loaded: see :func:`plan_outputs`.
+    """
     import keras
     from PIL import Image
     from skimage.transform import resize
 
     from bractivate.data.preprocess import resize_image
     from bractivate.data.readers import read_image_file, to_grayscale
+    from bractivate.io import check_writable
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"{model_path}: model file not found")
-    images = sorted(p for p in input_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if input_dir.is_dir() else []
-    if not images:
-        raise ValueError(f"{input_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) to segment")
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    # safe_mode stays on: a .keras file from elsewhere must not run code (lambda layers) on load.
-    model = keras.saving.load_model(model_path, safe_mode=True)
+    if not 0 < threshold < 1:  # also refuses NaN
+        raise ValueError(f"--threshold: expected a number in (0, 1), got {threshold}")
+    plan = plan_outputs(input_dir, output_dir, overwrite)
+    check_writable(next(iter(plan.values())), "mask")
+    model = load_model(model_path)
     height, width, channels = model.input_shape[1:]
-    if height != width or channels != 1:
+    if not isinstance(height, int) or height != width or channels != 1:  # None: no fixed size to resize to
         raise ValueError(f"{model_path}: expected a square single-channel model input, got {model.input_shape}")
     written = []
-    for path in images:
+    for path, out in plan.items():
         native = to_grayscale(read_image_file(path), path)
         x = resize_image(native, height)[None, ..., None]
         prob = np.asarray(model.predict(x, verbose=0))[0, ..., 0]
         prob = resize(prob, native.shape[:2], order=1, anti_aliasing=False, preserve_range=True)
-        out = output_dir / f"{path.stem}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as tmp:
             Image.fromarray(((prob >= threshold) * 255).astype(np.uint8)).save(tmp, format="PNG")
         written.append(out)
         log.info("%s -> %s (%d×%d)", path.name, out, *native.shape[:2])
     return written
+
+
+def load_model(model_path: str | os.PathLike):
+    """Load a ``.keras`` file, refusing one that is not (a one-line error, not a zip traceback)."""
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(model_path):
+        raise ValueError(f"{model_path}: not a Keras model file (.keras is a zip archive); "
+                         "expected model.keras from train_best")
+    # safe_mode stays on: a .keras file from elsewhere must not run code (lambda layers) on load.
+    try:
+        return keras.saving.load_model(model_path, safe_mode=True)
+    except (KeyError, OSError, zipfile.BadZipFile) as err:  # a zip that is not a Keras archive
+        raise ValueError(f"{model_path}: not a readable Keras model ({type(err).__name__}: {err})") from err

@@ -18,7 +18,7 @@ import numpy as np
 
 from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
 from bractivate.batchnorm import recalibrate_batchnorm
-from bractivate.genome import Genome
+from bractivate.genome import MAX_DEPTH, MAX_FILTERS, Genome
 from bractivate.io import Dataset
 from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
 from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice, search_score
@@ -102,6 +102,12 @@ class SearchSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_setting_types(self)
+        if self.seed < 0:
+            raise ValueError(f"search.seed: expected an integer >= 0, got {self.seed}")
+        for key, most in (("depth_range", MAX_DEPTH), ("filter_range", MAX_FILTERS)):
+            if max(getattr(self, key)) > most:
+                raise ValueError(f"search.{key} = {list(getattr(self, key))}; expected values <= {most} (bractivate.genome)")
         for key in ("population", "evaluations", "epochs", "batch_size", "max_new_edges", "min_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"search.{key} must be >= 1, got {getattr(self, key)}")
@@ -131,6 +137,32 @@ class SearchSettings:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def check_setting_types(settings) -> None:
+    """Each field of a settings dataclass has the type of its default, or a one-line error.
+
+    ``--set epochs=1.5`` must not reach the training: ints are ints (not bools), numbers are
+    finite, ranges are pairs of integers.
+    """
+    for f in fields(settings):
+        value, default = getattr(settings, f.name), f.default
+        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, want = integer, "an integer"
+        elif isinstance(default, float):
+            ok = (integer or isinstance(value, (float, np.floating))) and math.isfinite(value)
+            want = "a finite number"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:  # the (low, high) ranges
+            ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+            want = "a pair [low, high] of integers"
+        if not ok:
+            raise ValueError(f"search.{f.name}: expected {want}, got {value!r}")
 
 
 class _ValidateAndStop(keras.callbacks.Callback):

@@ -2,11 +2,15 @@
 import json
 
 from bractivate.data import validate_entry
+from bractivate.data.preprocess import check_planned_split
 
 for _name, _entry in config["datasets"].items():
     validate_entry(_name, _entry)
 if abs(sum(config["split"].values()) - 1) > 1e-6:
     raise ValueError(f"config split: fractions {config['split']} must sum to 1")
+# A split left without a sample fails only in the search or the training: refuse it now.
+for _name, _entry in config["datasets"].items():
+    check_planned_split(_name, _entry, config["split"])
 
 DATASETS = list(config["datasets"])
 EXPERIMENTS = list(config["experiments"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 import hashlib
 import threading
 import zipfile
@@ -305,3 +306,56 @@ def test_preprocess_cli_is_read_preprocess_write(tmp_path):
     assert [len(ds.splits[k]) for k in ("train", "val", "test")] == [3, 1, 1]
     with pytest.raises(ValueError, match="three fractions"):
         preprocess_cli("pairs", src, tmp_path / "o.h5", split=[0.5, 0.5])
+
+
+def test_planned_split_refuses_every_empty_split_before_any_job():
+    from bractivate.data.preprocess import check_planned_split
+
+    download = {"format": "montgomery", "source": "download", "files": [{"name": "a.zip", "sha256": SHA, "urls": ["https://x/a.zip"]}]}
+    em = {**download, "format": "lucchi_em"}
+    no_val = {"train": 0.8, "val": 0.0, "test": 0.2}
+    no_test = {"train": 0.8, "val": 0.2, "test": 0.0}
+    with pytest.raises(ValueError, match=r"datasets\.lungs: split .* leaves val empty"):
+        check_planned_split("lungs", download, no_val)
+    with pytest.raises(ValueError, match=r"leaves test empty"):
+        check_planned_split("lungs", download, no_test)
+    check_planned_split("em", em, no_test)  # its testing stack is the test split
+    with pytest.raises(ValueError, match=r"datasets\.em: split .* leaves val empty"):
+        check_planned_split("em", em, no_val)
+    tiny = {"format": "synthetic", "source": "synthetic", "synthetic": {"task": "em", "n": 3}}
+    # 3 slices: 2 training (1 train, 1 val under 0.5/0.5), 1 testing
+    check_planned_split("em", tiny, {"train": 0.5, "val": 0.5, "test": 0.0})
+    with pytest.raises(ValueError, match=r"of 3 samples leaves val empty \(train 2, val 0, test 1\)"):
+        check_planned_split("em", tiny, {"train": 1.0, "val": 0.0, "test": 0.0})
+
+
+def test_preprocess_refuses_a_split_before_reading_a_pixel(tmp_path):
+    from bractivate.data import RawData, Sample
+
+    def never():
+        raise AssertionError("a sample was loaded")
+
+    raw = RawData("pairs", tmp_path, [Sample(f"s{i}", never) for i in range(5)], [])
+    with pytest.raises(ValueError, match=r"split \{'train': 1\.0, 'val': 0\.0, 'test': 0\.0\} of 5 samples leaves val and test empty"):
+        preprocess(raw, 8, {"train": 1.0, "val": 0.0, "test": 0.0})
+    for size in (1, 100_000, 8.0, True):
+        with pytest.raises(ValueError, match=r"image_size: expected an integer in \[2, 1024\]"):
+            preprocess(raw, size)
+
+
+def test_degenerate_masks_warn_only_when_every_mask_is(tmp_path):
+    from bractivate.data import RawData, Sample
+
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    empty, full, some = np.zeros((8, 8), bool), np.ones((8, 8), bool), np.eye(8, dtype=bool)
+
+    def raw(*masks):
+        return RawData("pairs", tmp_path, [Sample(f"s{i}", lambda m=m: (image, m)) for i, m in enumerate(masks)], [])
+
+    with pytest.warns(UserWarning, match=r"every one of the 3 masks is empty"):
+        preprocess(raw(empty, empty, empty), 8)
+    with pytest.warns(UserWarning, match=r"every one of the 3 masks is all foreground"):
+        preprocess(raw(full, full, full), 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        preprocess(raw(empty, full, some), 8)

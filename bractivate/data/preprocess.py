@@ -15,13 +15,14 @@ import math
 import os
 import shutil
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from bractivate.io import SPLITS, Dataset, write_dataset, write_text
+from bractivate.io import SPLITS, Dataset, check_writable, write_dataset, write_text
 
 from .download import check_sha256, extract, fetch, is_archive, sha256_file
 from .readers import LAYOUTS, RawData, read_raw
@@ -36,6 +37,11 @@ SYNTHETIC_DEFAULTS = {"n": 64, "seed": 0, "size": [256, 256]}
 ENTRY_KEYS = {"format", "source", "files", "path", "synthetic"}
 SOURCE_KEY = {"download": "files", "path": "path", "synthetic": "synthetic"}
 FILE_KEYS = {"name", "sha256", "urls", "extract", "into"}
+# Every job holds a data set's N images of S×S pixels in memory (5 bytes a pixel with the mask):
+# at 1024 the 670 DSB2018 images take 3.5 GB, and at 100 000 preprocessing alone asks for 596 GiB.
+MAX_IMAGE_SIZE = 1024
+# Generated stand-ins (schemas/dataset.schema.yaml): a stack is held in memory while written.
+MAX_SYNTHETIC_N, MAX_SYNTHETIC_SIDE = 5000, 4096
 
 
 def _keys(where: str, value, allowed: set[str], required: Sequence[str] = ()) -> None:
@@ -87,9 +93,12 @@ def _synthetic_entry(where: str, value) -> dict:
     for key, least in (("n", 2), ("seed", 0)):
         if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < least:
             raise ValueError(f"{where}.{key}: expected an integer >= {least}, got {out[key]!r}")
+    if out["n"] > MAX_SYNTHETIC_N:
+        raise ValueError(f"{where}.n: expected an integer <= {MAX_SYNTHETIC_N}, got {out['n']!r}")
     size = out["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s >= 16 for s in size)):
-        raise ValueError(f"{where}.size: expected [height, width], integers >= 16, got {size!r}")
+    if not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(s, int) and not isinstance(s, bool) and 16 <= s <= MAX_SYNTHETIC_SIDE for s in size)):
+        raise ValueError(f"{where}.size: expected [height, width], integers in [16, {MAX_SYNTHETIC_SIDE}], got {size!r}")
     return out
 
 
@@ -151,6 +160,64 @@ def check_split(split: Mapping[str, float]) -> dict[str, float]:
     if abs(sum(fractions.values()) - 1) > 1e-6:
         raise ValueError(f"split: fractions {fractions} sum to {sum(fractions.values()):.6g}, expected 1")
     return fractions
+
+
+def check_image_size(image_size, where: str = "image_size") -> int:
+    """An integer side in [2, MAX_IMAGE_SIZE], or a one-line error naming ``where``."""
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not 2 <= image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"{where}: expected an integer in [2, {MAX_IMAGE_SIZE}], got {image_size!r}")
+    return int(image_size)
+
+
+def check_seed(seed, where: str = "seed") -> int:
+    """A non-negative integer seed (NumPy's generators take no other), or an error naming ``where``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{where}: expected an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def check_split_sizes(where: str, n: int, split: Mapping[str, float], fixed_test: int | None = None) -> dict[str, int]:
+    """The sizes :func:`split_indices` will cut from ``n`` samples; refuse a split left empty.
+
+    ``fixed_test`` is the size of a test set the format fixes (``lucchi_em``: its testing stack),
+    which the train and val fractions do not divide. The error names ``where`` (the data set),
+    its size and the split, before any sample is read.
+    """
+    fractions = check_split(split)
+    if fixed_test is None:
+        counts = split_counts(n, fractions)
+    else:
+        train_val = fractions["train"] + fractions["val"]
+        ratio = {k: fractions[k] / train_val if train_val > 0 else 0.0 for k in ("train", "val")}
+        counts = {**split_counts(n - fixed_test, ratio), "test": fixed_test}
+    empty = [k for k in SPLITS if counts[k] == 0]
+    if empty:
+        sizes = ", ".join(f"{k} {counts[k]}" for k in SPLITS)
+        raise ValueError(
+            f"{where}: split {fractions} of {n} samples leaves {' and '.join(empty)} empty ({sizes}); "
+            "every split needs a sample: give each a positive fraction or use more samples"
+        )
+    return counts
+
+
+def check_planned_split(name: str, entry: Mapping, split: Mapping[str, float]) -> None:
+    """The workflow's check before any job: refuse a split that leaves a data set's split empty.
+
+    A generated data set's size is known from its entry; for the others only the fractions can
+    be checked now (a zero fraction always empties its split, except lucchi_em's test split,
+    which is its testing stack), and :func:`preprocess` checks the size once the files are read.
+    """
+    entry = validate_entry(name, entry)
+    fixed = layout_of(entry) == "lucchi_em"
+    if entry["source"] == "synthetic":
+        n = entry["synthetic"]["n"]
+        check_split_sizes(f"datasets.{name}", n, split, n - (n + 1) // 2 if fixed else None)
+        return
+    fractions = check_split(split)
+    zero = [k for k in SPLITS if fractions[k] == 0 and not (fixed and k == "test")]
+    if zero:
+        raise ValueError(f"datasets.{name}: split {fractions} leaves {' and '.join(zero)} empty; "
+                         "every split needs a positive fraction")
 
 
 def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
@@ -240,11 +307,12 @@ def preprocess(
     extend the recorded format, seed, image_size, split and ``input_sha256``. ``workers`` threads
     load samples in parallel; the result does not depend on it.
     """
-    fractions = check_split(split)
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 2:
-        raise ValueError(f"image_size: expected an integer >= 2, got {image_size!r}")
+    image_size, seed = check_image_size(image_size), check_seed(seed)
     if not raw.samples:
         raise ValueError(f"{raw.root}: empty data set: nothing to preprocess")
+    fixed_test = None if raw.test_names is None else sum(name in raw.test_names for name in raw.names)
+    check_split_sizes(str(raw.root), len(raw.samples), split, fixed_test)
+    fractions = check_split(split)
     from tqdm import tqdm
 
     def one(sample):
@@ -259,6 +327,7 @@ def preprocess(
         done = tqdm(pool.map(one, raw.samples), total=n, desc=f"preprocess {raw.format}", disable=None)
         for i, (image, mask) in enumerate(done):
             images[i, ..., 0], masks[i, ..., 0] = image, mask
+    warn_if_degenerate(masks, raw)
     names = raw.names
     splits = split_indices(names, fractions, seed, raw.test_names)
     meta = {
@@ -271,6 +340,21 @@ def preprocess(
         **(attrs or {}),
     }
     return Dataset(images, masks, splits, names, meta)
+
+
+def warn_if_degenerate(masks: np.ndarray, raw: RawData) -> None:
+    """Warn when every mask is empty or every mask is all foreground: nothing to learn from.
+
+    All-255 masks usually mean inverted masks (foreground is every nonzero pixel).
+    """
+    per_sample = masks.reshape(len(masks), -1).mean(axis=1)
+    for value, what in ((0, "empty (no foreground)"), (1, "all foreground")):
+        if len(per_sample) and (per_sample == value).all():
+            warnings.warn(
+                f"{raw.root}: every one of the {len(masks)} masks is {what}; nothing to segment: "
+                "check the masks (foreground is every nonzero pixel)",
+                stacklevel=3,
+            )
 
 
 def _download(entry: dict, raw_dir: Path) -> Path:
@@ -334,10 +418,11 @@ def prepare(
 
     The entry, split and size are checked before anything is downloaded or generated.
     """
+    check_planned_split(name, entry, split)
     entry = validate_entry(name, entry)
-    check_split(split)
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
-        raise ValueError(f"image_size: expected an integer >= 2, got {image_size!r}")
+    check_image_size(image_size)
+    check_seed(seed)
+    check_writable(out_h5, "data set")
     root = obtain(name, entry, raw_dir)
     log.info("reading %s (%s) from %s", name, layout_of(entry), root)
     raw = read_raw(layout_of(entry), root)
@@ -357,10 +442,13 @@ def preprocess_cli(
     seed: int = 0,
     split: Mapping[str, float] | Sequence[float] | None = None,
     workers: int = 1,
+    overwrite: bool = False,
 ) -> Path:
     """``bractivate preprocess --format F INPUT OUTPUT.h5``: read a local folder, write HDF5.
 
     ``split`` is a mapping or three fractions in train, val, test order (default 0.7/0.1/0.2).
+    Every argument and the output's folder are checked before any image is read; an existing
+    output is replaced only with ``overwrite``, and never one of the input files.
     """
     if split is None:
         split = DEFAULT_SPLIT
@@ -369,6 +457,15 @@ def preprocess_cli(
         if len(split) != len(SPLITS):
             raise ValueError(f"split: expected three fractions (train, val, test), got {split!r}")
         split = dict(zip(SPLITS, split))
-    dataset = preprocess(read_raw(format, input_dir), image_size, split, seed, workers=workers)
+    check_image_size(image_size, "--image-size")
+    check_seed(seed, "--seed")
+    check_split(split)
+    output = check_writable(output, "data set")
+    raw = read_raw(format, input_dir)
+    if output.resolve() in {p.resolve() for p in raw.files}:
+        raise ValueError(f"{output}: is one of the input files; write the data set elsewhere")
+    if output.exists() and not overwrite:
+        raise ValueError(f"{output}: exists; pass --overwrite to replace it")
+    dataset = preprocess(raw, image_size, split, seed, workers=workers)
     write_dataset(output, dataset)
     return Path(output)

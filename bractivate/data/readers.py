@@ -1,4 +1,4 @@
-"""Readers of the public archive layouts (SPEC §2), one per ``format``.
+"""Readers of the public archive layouts (docs/data.md), one per ``format``.
 
 Each reader checks the layout up front (matching image and mask names, non-empty data set, stack
 shapes) and returns a :class:`RawData` whose samples load lazily, so a Montgomery set of 138
@@ -65,10 +65,16 @@ def _visible_files(folder: Path, suffixes: tuple[str, ...] | None = None) -> lis
     """Plain files of ``folder`` minus hidden and OS clutter files, sorted; optional suffix filter."""
     if not folder.is_dir():
         return []
-    files = [
-        p for p in folder.iterdir()
-        if p.is_file() and p.name not in IGNORED_FILES and not p.name.startswith(".")
-    ]
+    entries = [p for p in folder.iterdir() if p.name not in IGNORED_FILES and not p.name.startswith(".")]
+    # A link to nothing is a sample the user meant to give us: refuse it rather than drop it.
+    broken = sorted(p for p in entries if p.is_symlink() and not p.exists())
+    if broken:
+        raise RawDataError(
+            f"{broken[0]}: symbolic link to a missing file ({os.readlink(broken[0])})"
+            + (f" and {len(broken) - 1} more" if len(broken) > 1 else "")
+            + "; fix or remove the link(s)"
+        )
+    files = [p for p in entries if p.is_file()]
     if suffixes is not None:
         files = [p for p in files if p.suffix.lower() in suffixes]
     return sorted(files)
@@ -95,10 +101,20 @@ def read_image_file(path: Path) -> np.ndarray:
         raise RawDataError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
 
 
+def check_finite(image: np.ndarray, path: Path) -> np.ndarray:
+    """Refuse an image with NaN or infinite pixels (float TIFFs can hold them), naming the file."""
+    if np.issubdtype(image.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        if bad:
+            raise RawDataError(f"{path}: {bad} pixel(s) are NaN or infinite; expected finite intensities")
+    return image
+
+
 def to_grayscale(image: np.ndarray, path: Path) -> np.ndarray:
-    """2-D grayscale: RGB(A) through ``skimage.color.rgb2gray`` with alpha dropped."""
+    """2-D grayscale: RGB(A) through ``skimage.color.rgb2gray`` with alpha dropped; finite pixels only."""
     from skimage.color import rgb2gray
 
+    check_finite(image, path)
     if image.ndim == 2:
         return image
     if image.ndim == 3 and image.shape[-1] in (3, 4):
@@ -206,13 +222,13 @@ def _read_stack(path: Path) -> np.ndarray:
         raise RawDataError(f"{path}: cannot read TIFF stack (no readable image data)")
     if stack.ndim != 3:
         raise RawDataError(f"{path}: stack of the wrong shape {stack.shape}; expected 3-D (slices, height, width)")
-    return stack
+    return check_finite(stack, path)
 
 
 def read_lucchi_em(root: Path) -> RawData:
     """``training.tif`` + ``testing.tif`` and their ``*_groundtruth.tif`` (255 = mitochondria).
 
-    The testing stack is the fixed test split (SPEC §2); slices are named ``training_000`` ….
+    The testing stack is the fixed test split (docs/data.md); slices are named ``training_000`` ….
     """
     _require_dir(root, "the Lucchi EM folder with training.tif and testing.tif")
     if not any((root / f).exists() for pair in LUCCHI_STACKS.values() for f in pair):
@@ -249,6 +265,8 @@ def read_dsb2018(root: Path) -> RawData:
     ids = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not ids:
         raise _empty(base, "stage1_train/<id>/ folders")
+    for i in ids:
+        _visible_files(base / i / "images")  # refuses a broken link there, like the masks' one
     images = {i: base / i / "images" / f"{i}.png" for i in ids if (base / i / "images" / f"{i}.png").is_file()}
     masks = {i: files for i in ids if (files := _visible_files(base / i / "masks", (".png",)))}
     neither = [i for i in ids if i not in images and i not in masks]
