@@ -282,7 +282,7 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
         precision: str | None = None, batchnorm: str = "recalibrate", verbose: int = 0) -> FitResult:
     """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
     val split in inference mode after re-estimating its BatchNormalization statistics; keep the
-    weights of the best validation epoch (docs/method.md#training-protocol). ``precision``, if
+    weights of the best validation epoch (docs/method.md, "Training protocol"). ``precision``, if
     given, must be the policy the model was built under (see :func:`use_precision`)."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
