@@ -256,3 +256,28 @@ def test_splits_are_cut_once_per_job(blobs):
     again = blobs.split("train")
     assert again[0] is x_train and again[1] is y_train
     assert y_train.dtype == np.float32 and len(x_train) == len(blobs.splits["train"])
+
+
+def test_the_search_min_size_reaches_train_best_and_the_ablation(tmp_path, blobs):
+    """min_size decides where pooling stops: with 16 on 64×64 images the bottleneck stays at
+    16×16 (the default, 4, pools it to 8×8), in the trained model and in both ablated ones."""
+    import h5py
+    import keras
+
+    from bractivate.ablation import run_ablation
+    from bractivate.pipeline import train_genome_job
+
+    genome = Genome.from_dict({"depth": 3, "filters": 2, "edges": [{"src": "enc1", "dst": "mid", "op": "add"}]})
+    train = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "patience": None, "min_delta": 0.0,
+             "execution": "eager"}
+    metrics = train_genome_job(genome, blobs, train, seed=0, model_path=tmp_path / "model.keras",
+                               metrics_path=tmp_path / "metrics.json", history_path=tmp_path / "history.tsv",
+                               provenance={}, min_size=16)
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert metrics["min_size"] == 16 and tuple(model.get_layer("mid_conv2").output.shape[1:3]) == (16, 16)
+    ablation = run_ablation(model, genome, blobs, train=train, seed=0, activity_mode="weight",
+                            metrics_path=tmp_path / "ablation.json", maps_path=tmp_path / "maps.h5",
+                            provenance={}, min_size=16)
+    assert ablation["block"] == "mid"
+    with h5py.File(tmp_path / "maps.h5") as h5:
+        assert h5["zeroed"].shape[1:3] == h5["intact"].shape[1:3] == (16, 16)
