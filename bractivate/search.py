@@ -13,7 +13,7 @@ never trains a finished evaluation again. The history TSV is rewritten from that
 The state records a fingerprint of its data set (:func:`data_fingerprint`); a state made on
 other data is moved aside, never deleted, and the search starts afresh. Each evaluation records
 the search's own clock: ``evaluate_seconds`` (build, train, validate) and ``elapsed_seconds``
-(that plus the search's overhead since the previous evaluation was saved), and the attempt (job
+(that plus the search's overhead since the previous evaluation finished), and the attempt (job
 run) that trained it; the sum of ``elapsed_seconds`` is the search time of Table 3.
 """
 
