@@ -38,8 +38,7 @@ MODEL_NAMES = {
 MISSING = "–"
 PROVENANCE = ["dataset", "experiment", "trial", "seed", "genome_hash"]
 
-# Stage outputs whose provenance is only in their path (SPEC §8, §10), matched at the end of
-# the path.
+# Stage outputs whose provenance is only in their path, matched at the end of the path.
 HISTORY_LAYOUT = "results/search/{dataset}/{experiment}/trial{trial}/history.tsv"
 ACTIVATIONS_LAYOUT = "results/ablation/{dataset}/trial{trial}/activations.h5"
 
