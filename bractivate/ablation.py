@@ -14,7 +14,7 @@ import numpy as np
 from bractivate.activity import block_activity
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json
-from bractivate.model import build_model, count_params
+from bractivate.model import MIN_SIZE, build_model, count_params
 from bractivate.train import fit, seed_everything, split_metrics, use_precision
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,9 @@ def ablation_block(genome: Genome, activity: dict[str, float]) -> str:
     return max(receiving, key=lambda b: (activity[b], -genome.blocks.index(b)))
 
 
-def zeroed_model(model: keras.Model, genome: Genome, block: str) -> keras.Model:
+def zeroed_model(model: keras.Model, genome: Genome, block: str, min_size: int = MIN_SIZE) -> keras.Model:
     """``model`` rebuilt with the dendrites into ``block`` multiplied by 0, same weights."""
-    ablated = build_model(genome, model.input_shape[1:], zero_inputs_of=block)
+    ablated = build_model(genome, model.input_shape[1:], min_size, zero_inputs_of=block)
     for layer in ablated.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
@@ -44,9 +44,10 @@ def layer_maps(model: keras.Model, layer: str, x: np.ndarray) -> np.ndarray:
 
 
 def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: dict, seed: int,
-                 activity_mode: str, metrics_path, maps_path, provenance: dict) -> dict:
+                 activity_mode: str, metrics_path, maps_path, provenance: dict, min_size: int = MIN_SIZE) -> dict:
     """Zero and retrain the dendrites of the trained model's most active receiving block;
-    write test Dice intact / zeroed / retrained and the block's activation maps."""
+    write test Dice intact / zeroed / retrained and the block's activation maps. ``min_size`` is
+    the search's, so the zeroed and retrained networks pool where the trained one does."""
     use_precision(train.get("precision", "float32"))  # the zeroed and retrained models too
     x_val, _ = data.split("val")
     activity = block_activity(model, x_val[: train["batch_size"]], activity_mode)
@@ -54,7 +55,7 @@ def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: di
     edges = genome.incoming(block)
     log.info("ablating %d dendrite(s) of %s (activity %.4g)", len(edges), block, activity[block])
     intact = split_metrics(model, data, "test", train["batch_size"])
-    zeroed = zeroed_model(model, genome, block)
+    zeroed = zeroed_model(model, genome, block, min_size)
     zeroed_metrics = split_metrics(zeroed, data, "test", train["batch_size"])
 
     x_test, y_test = data.split("test")
@@ -73,7 +74,7 @@ def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: di
 
     pruned = genome.with_edges([e for e in genome.edges if e.dst != block])
     seed_everything(seed)
-    retrained = build_model(pruned, data.input_shape)
+    retrained = build_model(pruned, data.input_shape, min_size)
     run = fit(retrained, data, **train)
     retrained_metrics = split_metrics(retrained, data, "test", train["batch_size"])
     metrics = {

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json, write_table
-from bractivate.model import block_sizes, build_model, count_params
+from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.search import run_search
 from bractivate.train import SearchSettings, fit, seed_everything, split_metrics, use_precision
 
@@ -87,12 +87,16 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
 
 
 def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, model_path,
-                     metrics_path, history_path, provenance: dict) -> dict:
-    """Build ``genome`` and train it in full with the config's ``train`` settings."""
+                     metrics_path, history_path, provenance: dict, min_size: int = MIN_SIZE) -> dict:
+    """Build ``genome`` and train it in full with the config's ``train`` settings.
+
+    ``min_size`` must be the search's (``best_genome.json``'s ``settings``): it decides where the
+    network stops pooling, so another value trains a different network from the one searched."""
     seed_everything(seed)
     use_precision(train.get("precision", "float32"))
-    model = build_model(genome, data.input_shape)
+    model = build_model(genome, data.input_shape, min_size)
     return train_full(model, data, **train, model_path=model_path, metrics_path=metrics_path,
                       history_path=history_path,
-                      provenance={**provenance, "genome_hash": genome.hash, "seed": seed})
+                      provenance={**provenance, "genome_hash": genome.hash, "seed": seed,
+                                  "min_size": min_size})
 

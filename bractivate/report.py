@@ -1,7 +1,7 @@
 """The paper's tables from the stage outputs (SPEC §9–§12, STYLE §4).
 
 Loaders read one kind of stage output (metrics JSON, search results, search histories,
-Snakemake benchmark files, activation maps) into one tidy DataFrame with its provenance
+activation maps) into one tidy DataFrame with its provenance
 columns (data set, experiment or model, trial, seed, genome hash). Table builders are pure
 functions of those frames; each returns a :class:`ReportTable` that :func:`write_report_table`
 writes as TSV (tidy, with the numeric columns), Markdown and LaTeX (the display layout).
@@ -38,10 +38,8 @@ MODEL_NAMES = {
 MISSING = "–"
 PROVENANCE = ["dataset", "experiment", "trial", "seed", "genome_hash"]
 
-# Stage outputs whose provenance is only in their path (SPEC §8, §10; Snakemake benchmarks),
-# matched at the end of the path: the workflow writes benchmarks under results/benchmarks/.
+# Stage outputs whose provenance is only in their path, matched at the end of the path.
 HISTORY_LAYOUT = "results/search/{dataset}/{experiment}/trial{trial}/history.tsv"
-BENCHMARK_LAYOUT = "benchmarks/search/{dataset}/{experiment}/trial{trial}.tsv"
 ACTIVATIONS_LAYOUT = "results/ablation/{dataset}/trial{trial}/activations.h5"
 
 TRAIN_KEYS = ["dataset", "experiment", "trial", "genome_hash", "seed", "test_dice", "params"]
@@ -168,15 +166,17 @@ def load_histories(paths: Iterable) -> pd.DataFrame:
 
 
 def load_search_hours(paths: Iterable) -> pd.DataFrame:
-    """Wall-clock hours of each search job from its Snakemake benchmark file (column ``s``;
-    the mean over rows when the benchmark repeated the job)."""
+    """Hours of each search by its own clock: the sum of its history's ``elapsed_seconds``
+    (training, validation and the search's overhead of every evaluation, over every attempt;
+    time waiting for a GPU or spent on a rerun that trained nothing is not search time)."""
     rows = []
     for path in paths:
-        bench = pd.read_csv(path, sep="\t")
-        if "s" not in bench or bench.empty:
-            raise ValueError(f"{path}: expected a Snakemake benchmark table with an 's' column")
-        rows.append({**path_fields(path, BENCHMARK_LAYOUT), "seconds": float(bench["s"].mean())})
-    frame = _frame(rows, ["dataset", "experiment", "trial"], "benchmark")
+        history = pd.read_csv(path, sep="\t")
+        if "elapsed_seconds" not in history or history["elapsed_seconds"].isna().any():
+            raise ValueError(f"{path}: expected an elapsed_seconds value for every evaluation; this "
+                             "history predates the search's own clock: run its search again")
+        rows.append({**path_fields(path, HISTORY_LAYOUT), "seconds": float(history["elapsed_seconds"].sum())})
+    frame = _frame(rows, ["dataset", "experiment", "trial"], "search history")
     return frame.assign(hours=frame["seconds"] / 3600)
 
 
@@ -422,7 +422,7 @@ def write_report_table(table: ReportTable, tsv, md, tex) -> None:
     write_text(tex, to_latex(table))
 
 
-def tables_job(*, train, baselines, ablation, benchmarks, outputs) -> dict[str, ReportTable]:
+def tables_job(*, train, baselines, ablation, histories, outputs) -> dict[str, ReportTable]:
     """Rule ``tables``: load the stage outputs, build every table, write them to ``outputs``
     (``<name>``, ``<name>_md`` and ``<name>_tex`` per table, and ``paired_trials``)."""
     train_frame = load_train_metrics(train)
@@ -430,7 +430,7 @@ def tables_job(*, train, baselines, ablation, benchmarks, outputs) -> dict[str, 
     pairs = paired_trials(train_frame)
     tables = {
         "table2": table2_dice(model_frame(train_frame, baseline_frame)),
-        "table3": table3_search_hours(load_search_hours(benchmarks)),
+        "table3": table3_search_hours(load_search_hours(histories)),
         "ablation": table_ablation(load_ablation_metrics(ablation)),
         "paired": paired_comparison(pairs),
     }

@@ -9,6 +9,12 @@
 The whole search state — queue, best, RNG state and every finished evaluation — is one JSON
 file written atomically after each evaluation, so a killed search restarts where it stopped and
 never trains a finished evaluation again. The history TSV is rewritten from that state.
+
+The state records a fingerprint of its data set (:func:`data_fingerprint`); a state made on
+other data is moved aside, never deleted, and the search starts afresh. Each evaluation records
+the search's own clock: ``evaluate_seconds`` (build, train, validate) and ``elapsed_seconds``
+(that plus the search's overhead since the previous evaluation finished), and the attempt (job
+run) that trained it; the sum of ``elapsed_seconds`` is the search time of Table 3.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -34,8 +41,8 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 HISTORY_COLUMNS = [
     "evaluation", "genome_hash", "origin", "parent_hash", "depth", "filters", "edges", "params",
-    "seconds_per_epoch", "train_seconds", "flops_per_epoch", "epochs", "val_bcl", "val_dice", "score", "activity",
-    "outcome", "error",
+    "seconds_per_epoch", "train_seconds", "evaluate_seconds", "elapsed_seconds", "attempt", "flops_per_epoch",
+    "epochs", "val_bcl", "val_dice", "score", "activity", "outcome", "error",
 ]
 
 
@@ -44,11 +51,36 @@ def _training_seed(seed: int, genome_hash: str) -> int:
     return int(hashlib.sha256(f"{seed}:{genome_hash}".encode()).hexdigest()[:8], 16)
 
 
+def data_fingerprint(data: Dataset) -> str:
+    """SHA-256 of a data set's images, masks and split indices: what a search result depends on.
+
+    Hashing the arrays (not the HDF5 attributes) also catches a data set rebuilt from the same
+    raw files by other preprocessing; it takes well under a second for the paper's data sets."""
+    digest = hashlib.sha256()
+    for array in (data.images, data.masks, *(data.splits[name] for name in sorted(data.splits))):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _move_aside(path: Path, tag: str) -> Path:
+    """Rename a state file to a free ``<stem>.<tag>[.k].json`` beside it and return the new path."""
+    for k in range(1000):
+        aside = path.with_name(f"{path.stem}.{tag}{f'.{k}' if k else ''}{path.suffix}")
+        if not aside.exists():
+            path.rename(aside)
+            return aside
+    raise RuntimeError(f"{path}: too many old states beside it; delete some")
+
+
 class _State:
     """Queue, best genome, RNG and finished evaluations of one search."""
 
-    def __init__(self, settings: SearchSettings):
+    def __init__(self, settings: SearchSettings, data_sha256: str = ""):
         self.settings = settings
+        self.data_sha256 = data_sha256
+        self.attempts = 0
         self.rng = np.random.default_rng(settings.seed)
         self.queue: list[dict] = [
             {"genome": self._random().to_dict(), "origin": "initial", "parent_hash": ""}
@@ -64,10 +96,11 @@ class _State:
     def to_dict(self) -> dict:
         return {"version": STATE_VERSION, "settings": self.settings.to_dict(), "queue": self.queue,
                 "rows": self.rows, "best": self.best, "rng": self.rng.bit_generator.state,
-                "keras_backend": keras.config.backend()}
+                "keras_backend": keras.config.backend(), "data_sha256": self.data_sha256,
+                "attempts": self.attempts}
 
     @classmethod
-    def from_dict(cls, data: dict, settings: SearchSettings, path: Path) -> "_State":
+    def from_dict(cls, data: dict, settings: SearchSettings, path: Path, data_sha256: str = "") -> "_State":
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"{path}: search state version {data.get('version')}, expected {STATE_VERSION}")
         # The budget may grow between runs; anything else would mix two different searches.
@@ -83,6 +116,7 @@ class _State:
             )
         state = cls.__new__(cls)
         state.settings, state.queue, state.rows, state.best = settings, data["queue"], data["rows"], data["best"]
+        state.data_sha256, state.attempts = data_sha256, data.get("attempts", 0)
         state.rng = np.random.default_rng()
         state.rng.bit_generator.state = data["rng"]
         return state
@@ -130,13 +164,27 @@ def run_search(
     evaluate_fn: Callable[[Genome, Dataset, SearchSettings, int], dict] = evaluate,
     on_evaluation: Callable[[dict], None] | None = None,
 ) -> tuple[Genome, dict]:
-    """Run (or resume) a search; return the best genome and its history row."""
+    """Run (or resume) a search; return the best genome and its history row.
+
+    A state at ``state_path`` is resumed when it was made on the same data (same
+    :func:`data_fingerprint`); one made on other data is moved aside and the search starts afresh.
+    """
+    mark = time.perf_counter()  # the search's own clock: each evaluation's share since the previous one
     state_path = Path(state_path)
-    if state_path.exists():
-        state = _State.from_dict(read_json(state_path), settings, state_path)
+    fingerprint = data_fingerprint(data)
+    saved = read_json(state_path) if state_path.exists() else None
+    if saved is not None and saved.get("data_sha256") != fingerprint:
+        aside = _move_aside(state_path, f"data-{str(saved.get('data_sha256') or 'unknown')[:12]}")
+        log.warning("search state %s was made on other data (data fingerprint %s, this data %s): "
+                    "kept it as %s and starting a new search", state_path, saved.get("data_sha256"),
+                    fingerprint, aside)
+        saved = None
+    if saved is not None:
+        state = _State.from_dict(saved, settings, state_path, fingerprint)
         log.info("resuming search from %s after %d evaluations", state_path, len(state.rows))
     else:
-        state = _State(settings)
+        state = _State(settings, fingerprint)
+    state.attempts += 1
     cache = {row["genome_hash"]: i for i, row in enumerate(state.rows)}
 
     def save() -> None:
@@ -156,9 +204,13 @@ def run_search(
         if genome.hash in cache and not settings.reevaluate:
             row = state.rows[cache[genome.hash]]
         else:
+            started = time.perf_counter()
             result = evaluate_fn(genome, data, settings, _training_seed(settings.seed, genome.hash))
+            now = time.perf_counter()
             row = {"evaluation": len(state.rows), "genome_hash": genome.hash, "origin": item["origin"],
-                   "parent_hash": item["parent_hash"], "genome": genome.to_dict(), **result}
+                   "parent_hash": item["parent_hash"], "genome": genome.to_dict(), **result,
+                   "evaluate_seconds": now - started, "elapsed_seconds": now - mark, "attempt": state.attempts}
+            mark = now  # saving this row, and choosing the next genome, count towards the next one
             state.rows.append(row)
             cache[genome.hash] = row["evaluation"]
             if on_evaluation is not None:

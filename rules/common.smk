@@ -103,12 +103,6 @@ SEARCH_HISTORIES = expand(
     experiment=EXPERIMENTS,
     trial=TRIALS,
 )
-SEARCH_BENCHMARKS = expand(
-    "results/benchmarks/search/{dataset}/{experiment}/trial{trial}.tsv",
-    dataset=DATASETS,
-    experiment=EXPERIMENTS,
-    trial=TRIALS,
-)
 
 
 def report_outputs():

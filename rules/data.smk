@@ -14,6 +14,9 @@ rule download:
         # Downloads live outside the declared output so a failed job keeps its partial files
         # and the next run resumes them.
         root=lambda wc: f"resources/downloads/{wc.dataset}",
+        # Digests recorded on first download: outside resources/, to be committed (docs/data.md).
+        checksums=lambda wc: f"{config['downloads']['checksums']}/{wc.dataset}.sha256",
+        strict=config["downloads"]["strict"],
     script:
         "../scripts/download.py"
 
@@ -34,5 +37,6 @@ rule preprocess:
         image_size=config["image_size"],
         split=config["split"],
         seed=config["seed"],
+        checksums=lambda wc: f"{config['downloads']['checksums']}/{wc.dataset}.sha256",
     script:
         "../scripts/preprocess.py"

@@ -18,7 +18,8 @@ best = read_json(snakemake.input.best)
 run_ablation(
     keras.saving.load_model(snakemake.input.model, safe_mode=True), Genome.from_dict(best["genome"]),
     load_dataset(snakemake.input.data), train=snakemake.params.train, seed=snakemake.params.seed,
-    activity_mode=best["settings"]["activity"], metrics_path=snakemake.output.metrics,
+    activity_mode=best["settings"]["activity"], min_size=best["settings"]["min_size"],
+    metrics_path=snakemake.output.metrics,
     maps_path=snakemake.output.maps,
     provenance={"dataset": snakemake.wildcards.dataset, "trial": int(snakemake.wildcards.trial),
                 "experiment": best["experiment"]},

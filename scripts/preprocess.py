@@ -16,4 +16,6 @@ from bractivate.io import read_json  # noqa: E402
 raw = Path(snakemake.input.raw)
 root = Path(read_json(raw)["root"]) if raw.suffix == ".json" else raw
 prepare(snakemake.wildcards.dataset, snakemake.params.entry, root, snakemake.output.h5,
-        image_size=snakemake.params.image_size, split=snakemake.params.split, seed=snakemake.params.seed)
+        image_size=snakemake.params.image_size, split=snakemake.params.split, seed=snakemake.params.seed,
+        # The download job recorded every digest; this stage verifies and trusts nothing new.
+        checksums=snakemake.params.checksums, strict=True)

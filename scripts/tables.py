@@ -12,6 +12,6 @@ from bractivate.report import tables_job  # noqa: E402
 
 tables_job(
     train=snakemake.input.train, baselines=snakemake.input.baselines,
-    ablation=snakemake.input.ablation, benchmarks=snakemake.input.benchmarks,
+    ablation=snakemake.input.ablation, histories=snakemake.input.histories,
     outputs=dict(snakemake.output.items()),
 )

@@ -5,6 +5,7 @@ import logging
 import sys
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+sys.path.insert(0, __file__.rsplit("/", 2)[0])  # this checkout's package, not an installed one
 
 from conftest import blob_dataset  # noqa: E402
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import tarfile
 import threading
+import warnings
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,10 +15,14 @@ import pytest
 from bractivate.data import (
     ChecksumError,
     DownloadError,
+    FirstUseWarning,
     UnsafeArchiveError,
     UnverifiedDownloadError,
+    download_files,
     extract,
     fetch,
+    read_checksums,
+    validate_entry,
 )
 
 PAYLOAD = bytes(range(256)) * 400  # 100 kB
@@ -30,6 +35,7 @@ class Server:
 
     def __init__(self):
         self.routes: dict[str, str] = {}
+        self.bodies: dict[str, bytes] = {}  # what an "ok" route serves; PAYLOAD by default
         self.requests: list[tuple[str, str | None]] = []
         outer = self
 
@@ -47,7 +53,7 @@ class Server:
                 if kind == "500":
                     self.send_error(500)
                     return
-                body = b"not the file" * 100 if kind == "wrong" else PAYLOAD
+                body = b"not the file" * 100 if kind == "wrong" else outer.bodies.get(self.path, PAYLOAD)
                 first_try = sum(p == self.path for p, _ in outer.requests) == 1
                 start = int(rng.split("=")[1].split("-")[0]) if rng else 0
                 if start >= len(body):
@@ -157,6 +163,95 @@ def test_fetch_replaces_a_file_with_the_wrong_digest(server, tmp_path):
 def test_fetch_rejects_bad_arguments(tmp_path, sha, urls):
     with pytest.raises(ValueError):
         fetch(urls, sha, tmp_path / "f.bin", **FAST)
+
+
+def _dataset(server, sha256=None):
+    """A served data set of three files, one a zip; ``sha256``: name -> digest in the entry."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("top/a.txt", b"inside")
+    bodies = {"a.bin": PAYLOAD, "b.bin": PAYLOAD[::-1], "c.zip": archive.getvalue()}
+    for name, body in bodies.items():
+        server.routes[f"/{name}"] = "ok"
+        server.bodies[f"/{name}"] = body
+    entry = {"format": "pairs", "source": "download", "files": [
+        {"name": name, "sha256": (sha256 or {}).get(name), "urls": [server.url(f"/{name}")]}
+        for name in bodies]}
+    return validate_entry("set", entry)["files"], {n: hashlib.sha256(b).hexdigest() for n, b in bodies.items()}
+
+
+def test_null_digests_are_trusted_on_first_use_recorded_and_then_verified(server, tmp_path):
+    files, digests = _dataset(server)
+    raw, sums = tmp_path / "raw", tmp_path / "checksums" / "set.sha256"
+    with pytest.warns(FirstUseWarning) as caught:
+        assert download_files(files, raw, sums, **FAST) == digests
+    warned = sorted(str(w.message) for w in caught if w.category is FirstUseWarning)
+    assert len(warned) == 3  # one run, every file, each named with its digest
+    for message, name in zip(warned, sorted(digests)):
+        assert f"{raw / name}: no sha256 was recorded" in message and digests[name] in message
+    assert sums.read_text() == "".join(f"{digests[n]}  {n}\n" for n in sorted(digests))  # sha256sum -c
+    assert read_checksums(sums) == digests
+    assert (raw / "b.bin").read_bytes() == PAYLOAD[::-1] and (raw / "top" / "a.txt").read_bytes() == b"inside"
+    assert not list(raw.glob("*.part"))
+    # a later run verifies against the record: no request, no warning
+    served = len(server.requests)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert download_files(files, raw, sums, **FAST) == digests
+    assert len(server.requests) == served
+
+
+def test_a_changed_file_on_the_server_fails_against_the_record_naming_both_digests(server, tmp_path):
+    files, digests = _dataset(server)
+    sums = tmp_path / "set.sha256"
+    with pytest.warns(FirstUseWarning):
+        download_files(files, tmp_path / "first", sums, **FAST)
+    server.bodies["/b.bin"] = server.bodies["/c.zip"] = b"changed" * 50
+    with pytest.raises(ChecksumError) as err:  # a fresh machine: nothing downloaded yet
+        download_files(files, tmp_path / "again", sums, **FAST)
+    message, changed = str(err.value), hashlib.sha256(b"changed" * 50).hexdigest()
+    assert "2 of 3 file(s) not verified" in message
+    for name in ("b.bin", "c.zip"):  # every failure at once, with both digests
+        assert f"expected {digests[name]}, got {changed}" in message
+    assert (tmp_path / "again" / "a.bin").read_bytes() == PAYLOAD
+    assert not (tmp_path / "again" / "b.bin").exists() and not (tmp_path / "again" / "top").exists()
+    assert read_checksums(sums) == digests  # the record is not overwritten by the changed file
+
+
+def test_a_digest_given_in_the_entry_is_checked_on_the_first_download(server, tmp_path):
+    files, digests = _dataset(server, {"a.bin": "0" * 64})
+    with pytest.raises(ChecksumError, match=f"expected {'0' * 64}, got {digests['a.bin']}"), \
+            pytest.warns(FirstUseWarning):  # b.bin and c.zip are still fetched in the same run
+        download_files(files, tmp_path / "raw", tmp_path / "set.sha256", **FAST)
+    assert "a.bin" not in read_checksums(tmp_path / "set.sha256")
+    # the entry and the record disagreeing is an error naming both, before any download
+    (tmp_path / "set.sha256").write_text(f"{'1' * 64}  a.bin\n")
+    served = len(server.requests)
+    with pytest.raises(ChecksumError, match=f"config records sha256 {'0' * 64} but .* records {'1' * 64}"):
+        download_files(files[:1], tmp_path / "raw", tmp_path / "set.sha256", **FAST)
+    assert len(server.requests) == served
+
+
+def test_strict_mode_refuses_unknown_digests_listing_every_one(server, tmp_path):
+    files, digests = _dataset(server, {"a.bin": DIGEST})
+    raw, sums = tmp_path / "raw", tmp_path / "set.sha256"
+    with pytest.raises(UnverifiedDownloadError) as err:
+        download_files(files, raw, sums, strict=True, **FAST)
+    message = str(err.value)
+    assert "2 of 3 file(s) not verified" in message and "strict mode" in message
+    assert f"{digests['b.bin']}  b.bin" in message and f"{digests['c.zip']}  c.zip" in message
+    assert sorted(p.name for p in raw.iterdir()) == ["a.bin", "b.bin.part", "c.zip.part"]  # unused
+    assert read_checksums(sums) == {"a.bin": DIGEST}
+    # recording the digests the error gave (as a user would) lets the kept downloads through
+    sums.write_text(sums.read_text() + "".join(line.strip() + "\n" for line in message.splitlines()[-2:]))
+    assert download_files(files, raw, sums, strict=True, **FAST) == digests
+    assert (raw / "top" / "a.txt").read_bytes() == b"inside"
+
+
+def test_a_malformed_checksum_file_is_named(tmp_path):
+    (tmp_path / "set.sha256").write_text(f"{DIGEST}  a.bin\nnot-a-digest  b.bin\n")
+    with pytest.raises(ValueError, match=r"set.sha256:2: sha256 of b.bin: expected 64 hexadecimal"):
+        read_checksums(tmp_path / "set.sha256")
 
 
 def _zip(path, members):

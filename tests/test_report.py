@@ -24,8 +24,8 @@ EXPERIMENTS = {"main": ("els", [2, 5]), "random": ("els", [2, 5]), "deep5": ("el
                "deep7": ("els", [7, 10]), "bcl": ("bcl", [2, 5])}
 BASELINES = ("unet", "unetpp")
 HISTORY_COLUMNS = ["evaluation", "genome_hash", "origin", "parent_hash", "depth", "filters", "edges",
-                   "params", "seconds_per_epoch", "flops_per_epoch", "epochs", "val_bcl", "val_dice",
-                   "score", "activity", "outcome", "error"]
+                   "params", "seconds_per_epoch", "elapsed_seconds", "flops_per_epoch", "epochs", "val_bcl",
+                   "val_dice", "score", "activity", "outcome", "error"]
 
 
 def _json(path: Path, obj) -> str:
@@ -42,6 +42,7 @@ def _history(path: Path, rng, fail_first: bool) -> str:
         rows.append({"evaluation": evaluation, "genome_hash": f"{evaluation:016x}", "origin": "initial",
                      "parent_hash": "", "depth": 2, "filters": 8, "edges": "[]", "params": 1000,
                      "seconds_per_epoch": 1.0, "flops_per_epoch": 1e9, "epochs": 3,
+                     "elapsed_seconds": float(rng.uniform(60, 3000)),
                      "val_bcl": score, "val_dice": 0.5, "score": score, "activity": "{}",
                      "outcome": "failed" if failed else "ok", "error": "OOM" if failed else ""})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,8 +50,7 @@ def _history(path: Path, rng, fail_first: bool) -> str:
     return str(path)
 
 
-BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-KINDS = ("train", "best", "history", "benchmarks", "ablation", "activations", "baselines")
+KINDS = ("train", "best", "history", "ablation", "activations", "baselines")
 
 
 def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int = 0) -> dict[str, list[str]]:
@@ -75,12 +75,6 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
                     "genome": genome.to_dict(), "result": result, "settings": settings,
                     "dataset": dataset, "experiment": experiment, "trial": trial}))
                 out["history"].append(_history(run / "history.tsv", rng, fail_first=trial == 1))
-                bench = results / "benchmarks" / "search" / dataset / experiment / f"trial{trial}.tsv"
-                bench.parent.mkdir(parents=True, exist_ok=True)
-                seconds = float(rng.uniform(600, 20000))
-                bench.write_text(BENCHMARK_HEADER + f"{seconds:.4f}\t0:10:00\t812.5\t900.1\t700.2\t710.3"
-                                 f"\t1.2\t3.4\t95.0\t{seconds:.1f}\n")
-                out["benchmarks"].append(str(bench))
                 metrics = results / "train" / dataset / experiment / f"trial{trial}" / "metrics.json"
                 out["train"].append(_json(metrics, {
                     "dataset": dataset, "experiment": experiment, "trial": trial, "genome_hash": genome.hash,
@@ -138,7 +132,7 @@ def written(stage):
     root, paths = stage
     outputs = table_outputs(root)
     tables_job(train=paths["train"], baselines=paths["baselines"], ablation=paths["ablation"],
-               benchmarks=paths["benchmarks"], outputs=outputs)
+               histories=paths["history"], outputs=outputs)
     return outputs
 
 
@@ -174,12 +168,12 @@ def test_table2_numbers_are_the_trial_mean_and_sample_std(stage, written):
             assert row["cell"] == f"{spread} ({mantissa}e{int(exponent)})"
 
 
-def test_table3_hours_come_from_the_benchmark_seconds(stage, written):
+def test_table3_hours_are_the_sum_of_the_search_clock(stage, written):
     _, paths = stage
     table = _tsv(written["table3"])
     assert len(table) == len(DATASETS) * len(EXPERIMENTS)
     for row in table.to_dict("records"):
-        hours = [pd.read_csv(p, sep="\t")["s"].iloc[0] / 3600 for p in paths["benchmarks"]
+        hours = [pd.read_csv(p, sep="\t")["elapsed_seconds"].sum() / 3600 for p in paths["history"]
                  if f"/{row['dataset']}/{row['experiment']}/" in p]
         assert row["n"] == len(hours) == 3
         assert row["hours_mean"] == pytest.approx(statistics.mean(hours), rel=1e-12)
@@ -254,7 +248,7 @@ def test_one_trial_has_no_spread_and_no_t_test(tmp_path):
     paths = write_stage_outputs(tmp_path, datasets=("lungs",), trials=(1,))
     outputs = table_outputs(tmp_path)
     tables = tables_job(train=paths["train"], baselines=[], ablation=paths["ablation"],
-                        benchmarks=paths["benchmarks"], outputs=outputs)
+                        histories=paths["history"], outputs=outputs)
     table2 = _tsv(outputs["table2"])
     assert list(table2["source"]) == ["main", "random"]
     assert table2["dice_std"].isna().all() and (table2["n"] == 1).all()
@@ -288,7 +282,7 @@ def test_loaders_keep_provenance_and_name_bad_files(stage, tmp_path):
     train = load_train_metrics(paths["train"])
     assert list(train.columns[:5]) == ["dataset", "experiment", "trial", "seed", "genome_hash"]
     assert len(train) == len(DATASETS) * len(EXPERIMENTS) * len(TRIALS)
-    hours = load_search_hours(paths["benchmarks"][:1])
+    hours = load_search_hours(paths["history"][:1])
     assert hours.loc[0, ["dataset", "experiment", "trial"]].tolist() == ["lungs", "main", 1]
     bad = _json(tmp_path / "metrics.json", {"dataset": "lungs"})
     with pytest.raises(ValueError, match=r"metrics.json: keys .*test_dice"):

@@ -23,7 +23,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "presets", "envs", "profiles", "report", "config.yaml")
+# The package too: the scripts import the one beside the Snakefile, so the copy tests this checkout.
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "presets", "envs", "profiles", "report", "config.yaml",
+                  "bractivate")
 
 
 def snakemake(*args, cwd=ROOT, timeout=600, check=True):

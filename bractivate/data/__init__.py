@@ -1,13 +1,24 @@
 """The data stage (SPEC §2): download or generate, read the public layouts, preprocess to HDF5.
 
-- :func:`fetch` / :func:`extract` (``download``): checksummed, resumable downloads, safe unpacking;
+- :func:`fetch` / :func:`download_files` / :func:`extract` (``download``): checksummed, resumable
+  downloads (trust on first use, or strict), safe unpacking;
 - :func:`read_raw` (``readers``): the Montgomery, Lucchi EM, DSB2018 and image/mask-pair layouts;
 - :func:`write_synthetic` (``synthetic``): deterministic stand-ins written in those layouts;
 - :func:`obtain` / :func:`preprocess` / :func:`prepare` (``preprocess``): get the raw files, then
   resize, normalise, split and write HDF5.
 """
 
-from .download import ChecksumError, DownloadError, UnsafeArchiveError, UnverifiedDownloadError, extract, fetch
+from .download import (
+    ChecksumError,
+    DownloadError,
+    FirstUseWarning,
+    UnsafeArchiveError,
+    UnverifiedDownloadError,
+    download_files,
+    extract,
+    fetch,
+    read_checksums,
+)
 from .preprocess import (
     DEFAULT_SPLIT,
     FORMATS,
@@ -29,17 +40,20 @@ __all__ = [
     "DEFAULT_SPLIT",
     "ChecksumError",
     "DownloadError",
+    "FirstUseWarning",
     "UnsafeArchiveError",
     "UnverifiedDownloadError",
     "RawDataError",
     "RawData",
     "Sample",
+    "download_files",
     "extract",
     "fetch",
     "obtain",
     "prepare",
     "preprocess",
     "preprocess_cli",
+    "read_checksums",
     "read_raw",
     "validate_entry",
     "write_synthetic",

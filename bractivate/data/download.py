@@ -3,8 +3,14 @@
 ``fetch`` streams a file over HTTP(S) to ``<dest>.part`` beside the destination, resumes that
 partial file with a ``Range`` request after a dropped connection, retries each URL with
 exponential back-off before moving on to the next mirror, and renames the partial file to
-``dest`` only once its SHA-256 matches the one recorded in the config. So a file at ``dest`` is
-always complete and verified.
+``dest`` only once its SHA-256 matches the one recorded for it. So a file at ``dest`` is
+always complete and verified, or (``trust_first_use``) its digest is recorded from then on.
+
+``download_files`` fetches every file of one data set in one run, checks each against the
+digest in the config or in the data set's checksum file (``<sha256>  <name>`` lines, as
+``sha256sum`` writes them), records the digest of a file that had none (trust on first use, with
+a :class:`FirstUseWarning`), or in strict mode keeps such files unused and reports every missing
+digest at once (docs/data.md).
 
 ``extract`` unpacks a zip or tar archive after checking every member: absolute paths, ``..``
 components, links that point outside the target and special files are refused, naming the
@@ -33,6 +39,8 @@ from typing import Iterable
 
 from tqdm import tqdm
 
+from bractivate.io import write_text
+
 CHUNK = 1 << 20
 USER_AGENT = "bractivate/0.1 (Python urllib)"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -47,7 +55,18 @@ class ChecksumError(DownloadError):
 
 
 class UnverifiedDownloadError(DownloadError):
-    """No SHA-256 is recorded for a file, so it is downloaded but never put in place."""
+    """No SHA-256 is recorded for a file, so it is downloaded but never put in place.
+
+    ``sha256`` is the digest of the download kept at ``part`` (None when several files are
+    reported at once)."""
+
+    def __init__(self, message: str, sha256: str | None = None, part: Path | None = None):
+        super().__init__(message)
+        self.sha256, self.part = sha256, part
+
+
+class FirstUseWarning(UserWarning):
+    """A file without a recorded SHA-256 was trusted on first use and its digest recorded."""
 
 
 class UnsafeArchiveError(ValueError):
@@ -128,8 +147,9 @@ def fetch(
     backoff: float = 1.0,
     timeout: float = 60,
     progress: bool = True,
+    trust_first_use: bool = False,
 ) -> Path:
-    """Download ``dest`` from the first URL that works and verify its SHA-256 (SPEC §2).
+    """Download ``dest`` from the first URL that works and verify its SHA-256 (docs/data.md).
 
     Each URL is tried ``1 + retries`` times with back-off ``backoff * 2**k`` seconds on network
     errors and 5xx answers; a 4xx answer or a checksum mismatch moves on to the next URL. A file
@@ -138,6 +158,8 @@ def fetch(
     ``sha256=None`` (no digest recorded yet) downloads the file but keeps it at ``<dest>.part``
     and raises :class:`UnverifiedDownloadError` giving its digest, to be checked and recorded;
     the next call with that digest then finds the whole file there and only verifies it.
+    With ``trust_first_use`` such a file is put in place instead (a file already there is kept);
+    the caller records its digest.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     if not urls:
@@ -150,12 +172,12 @@ def fetch(
     dest = Path(dest)
     if dest.exists():
         found = sha256_file(dest)
-        if found == sha256:
+        if found == sha256 or (sha256 is None and trust_first_use):
             return dest
         if sha256 is None:
             raise UnverifiedDownloadError(
                 f"{dest}: no sha256 recorded for this file; it has sha256 {found}: check it against "
-                "the publisher and record it in the config"
+                "the publisher and record it in the config", found, dest,
             )
         warnings.warn(f"{dest}: sha256 is {found}, expected {sha256}; downloading it again")
         dest.unlink()
@@ -176,13 +198,13 @@ def fetch(
                 failures.append(f"{url}: HTTP {err.code} {err.reason}")
                 break
             found = sha256_file(part)
-            if sha256 is None:
+            if sha256 is None and not trust_first_use:
                 raise UnverifiedDownloadError(
                     f"{dest.name}: no sha256 recorded for this file; {url} gave sha256 {found}. "
                     f"Check it against the publisher and record it in the config; the download is "
-                    f"kept at {part} and is used once the digest is recorded."
+                    f"kept at {part} and is used once the digest is recorded.", found, part,
                 )
-            if found == sha256:
+            if sha256 is None or found == sha256:
                 os.replace(part, dest)
                 return dest
             part.unlink()
@@ -191,6 +213,107 @@ def fetch(
             break
     error = ChecksumError if mismatches == len(urls) else DownloadError
     raise error(f"{dest.name}: download failed from every URL:\n  " + "\n  ".join(failures))
+
+
+def read_checksums(path: str | os.PathLike) -> dict[str, str]:
+    """``{name: sha256}`` from a checksum file of ``<sha256>  <name>`` lines; ``{}`` if absent."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    digests = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        digest, _, name = line.partition(" ")
+        name = name.strip().removeprefix("*")  # sha256sum's binary-mode marker
+        if not name:
+            raise ValueError(f"{path}:{number}: expected '<sha256>  <file name>', got {line!r}")
+        digests[name] = check_sha256(digest, f"{path}:{number}: sha256 of {name}")
+    return digests
+
+
+def write_checksums(path: str | os.PathLike, digests: dict[str, str]) -> None:
+    """Write ``digests`` as a checksum file that ``sha256sum -c`` reads, atomically."""
+    write_text(path, "".join(f"{digests[name]}  {name}\n" for name in sorted(digests)))
+
+
+def download_files(
+    files: list[dict],
+    raw_dir: str | os.PathLike,
+    checksums: str | os.PathLike,
+    *,
+    strict: bool = False,
+    progress: bool = False,
+    **fetch_options,
+) -> dict[str, str]:
+    """Fetch and unpack every file of one data set into ``raw_dir``; return ``{name: sha256}``.
+
+    ``files`` are validated entries (``name``, ``sha256``, ``urls``, ``extract``, ``into``). A
+    file's digest is the one in its entry or, failing that, the one recorded in ``checksums``
+    (the two must agree). Every file is attempted before anything is raised, so one run reports
+    every problem. A file without a digest is trusted on first use: put in place, its digest
+    written to ``checksums`` and a :class:`FirstUseWarning` issued naming file and digest. With
+    ``strict`` it is kept at ``<name>.part`` instead, unused, and one
+    :class:`UnverifiedDownloadError` lists every such file with its digest. Verified digests are
+    written to ``checksums`` as soon as each file is done, so a later failure keeps them.
+    Archives are unpacked once every file is verified (a ``.<name>.extracted`` marker holding
+    the archive's digest stops a second run from unpacking again).
+    """
+    raw_dir, checksums = Path(raw_dir), Path(checksums)
+    recorded = read_checksums(checksums)
+    digests: dict[str, str] = {}
+    problems: list[str] = []
+    unverified: list[str] = []
+    kinds: set[type] = set()
+    for item in files:
+        name, dest = item["name"], raw_dir / item["name"]
+        expected = item["sha256"] or recorded.get(name)
+        if item["sha256"] and recorded.get(name, item["sha256"]) != item["sha256"]:
+            kinds.add(ChecksumError)
+            problems.append(f"{name}: the config records sha256 {item['sha256']} but {checksums} records "
+                            f"{recorded[name]}; correct or delete the wrong one")
+            continue
+        try:
+            fetch(item["urls"], expected, dest, progress=progress,
+                  trust_first_use=not strict, **fetch_options)
+        except UnverifiedDownloadError as err:
+            kinds.add(UnverifiedDownloadError)
+            unverified.append(f"{err.sha256}  {name}")
+            continue
+        except DownloadError as err:
+            kinds.add(type(err))
+            problems.append(str(err))
+            continue
+        digests[name] = expected or sha256_file(dest)
+        if expected is None:
+            warnings.warn(FirstUseWarning(
+                f"{dest}: no sha256 was recorded; trusted on first use, sha256 {digests[name]} "
+                f"recorded in {checksums} (check it against the publisher; later runs verify against it)"
+            ), stacklevel=2)
+        if recorded.get(name) != digests[name]:
+            recorded[name] = digests[name]
+            write_checksums(checksums, recorded)
+    if unverified:
+        problems.append(
+            f"no sha256 recorded for {len(unverified)} file(s), and strict mode refuses unknown digests; "
+            f"each is kept at <name>.part in {raw_dir}, unused. Check these digests against the "
+            f"publisher and add the lines to {checksums} (or set the config's sha256), then run "
+            f"again; or set downloads.strict: false to trust them on first use:\n    "
+            + "\n    ".join(unverified)
+        )
+    if problems:
+        error = kinds.pop() if len(kinds) == 1 else DownloadError
+        raise error(f"{raw_dir}: {len(files) - len(digests)} of {len(files)} file(s) not verified:\n  "
+                    + "\n  ".join(problems))
+    for item in files:
+        if not item["extract"]:
+            continue
+        done = raw_dir / f".{item['name']}.extracted"
+        if done.is_file() and done.read_text().strip() == digests[item["name"]]:
+            continue
+        extract(raw_dir / item["name"], raw_dir / item["into"])
+        write_text(done, digests[item["name"]] + "\n")
+    return digests
 
 
 def _member_escapes(name: str) -> str | None:

@@ -22,9 +22,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bractivate.io import SPLITS, Dataset, check_writable, write_dataset, write_text
+from bractivate.io import SPLITS, Dataset, check_writable, write_dataset
 
-from .download import check_sha256, extract, fetch, is_archive, sha256_file
+from .download import check_sha256, download_files, is_archive, sha256_file
 from .readers import LAYOUTS, RawData, read_raw
 from .synthetic import MARKER, TASK_LAYOUT, write_synthetic
 
@@ -357,20 +357,6 @@ def warn_if_degenerate(masks: np.ndarray, raw: RawData) -> None:
             )
 
 
-def _download(entry: dict, raw_dir: Path) -> Path:
-    """Fetch (and unpack) every file of a ``source: download`` entry into ``raw_dir``."""
-    for item in entry["files"]:
-        archive = fetch(item["urls"], item["sha256"], raw_dir / item["name"], progress=sys.stderr.isatty())
-        if not item["extract"]:
-            continue
-        done = raw_dir / f".{item['name']}.extracted"
-        if done.is_file() and done.read_text().strip() == item["sha256"]:
-            continue
-        extract(archive, raw_dir / item["into"])
-        write_text(done, item["sha256"] + "\n")
-    return raw_dir
-
-
 def _synthetic(entry: dict, raw_dir: Path) -> Path:
     """Generate a ``source: synthetic`` entry into ``raw_dir`` unless it already holds the same."""
     params = {**entry["synthetic"]}
@@ -383,18 +369,23 @@ def _synthetic(entry: dict, raw_dir: Path) -> Path:
     return write_synthetic(task, raw_dir, **params)
 
 
-def obtain(name: str, entry: Mapping, raw_dir: str | os.PathLike) -> Path:
+def obtain(name: str, entry: Mapping, raw_dir: str | os.PathLike, *,
+           checksums: str | os.PathLike | None = None, strict: bool = False) -> Path:
     """Make a data set's raw files available and return the folder its reader reads (SPEC §2).
 
     ``source: download`` fetches and verifies each file into ``raw_dir`` and unpacks archives
-    (each once: a ``.<name>.extracted`` marker records the digest unpacked); ``source: path``
+    (:func:`~bractivate.data.download.download_files`: digests missing from the entry are read
+    from, or trusted on first use and recorded in, ``checksums``, default
+    ``<raw_dir>/SHA256SUMS``; ``strict`` refuses them instead); ``source: path``
     returns ``entry['path']``; ``source: synthetic`` generates into ``raw_dir`` unless it
     already holds the same parameters. Safe to call again: finished work is not redone.
     """
     entry = validate_entry(name, entry)
     raw_dir = Path(raw_dir)
     if entry["source"] == "download":
-        return _download(entry, raw_dir)
+        download_files(entry["files"], raw_dir, raw_dir / "SHA256SUMS" if checksums is None else checksums,
+                       strict=strict, progress=sys.stderr.isatty())
+        return raw_dir
     if entry["source"] == "synthetic":
         return _synthetic(entry, raw_dir)
     root = Path(entry["path"])
@@ -413,6 +404,8 @@ def prepare(
     split: Mapping[str, float] = DEFAULT_SPLIT,
     seed: int = 0,
     workers: int = 1,
+    checksums: str | os.PathLike | None = None,
+    strict: bool = False,
 ) -> Path:
     """The data stage of one data set (SPEC §2): :func:`obtain`, read, preprocess, write ``out_h5``.
 
@@ -423,7 +416,7 @@ def prepare(
     check_image_size(image_size)
     check_seed(seed)
     check_writable(out_h5, "data set")
-    root = obtain(name, entry, raw_dir)
+    root = obtain(name, entry, raw_dir, checksums=checksums, strict=strict)
     log.info("reading %s (%s) from %s", name, layout_of(entry), root)
     raw = read_raw(layout_of(entry), root)
     attrs = {"name": name, "source": entry["source"]}
