@@ -92,7 +92,14 @@ REPORT_EXPERIMENTS = {
     "fig9": ["main", "bcl"],
     "search_traces": EXPERIMENTS,
 }
-TABLES = ["table2_dice", "table3_search_hours", "table_ablation", "paired_main_random"]
+TABLES = [
+    "table2_dice",
+    "table3_search_hours",
+    "table_ablation",
+    "table_activation",
+    "table_dice_time",
+    "paired_main_random",
+]
 SEARCH_HISTORIES = expand(
     "results/search/{dataset}/{experiment}/trial{trial}/history.tsv",
     dataset=DATASETS,
@@ -120,6 +127,7 @@ def report_outputs():
             "results/tables/{table}.{ext}", table=TABLES, ext=["tsv", "md", "tex"]
         )
         outputs.append("results/tables/paired_main_random_trials.tsv")
+        outputs.append("results/tables/table_activation_trials.tsv")
     figures = [name for name in wanted if name != "tables"]
     return outputs + expand(
         "results/figures/{figure}.{ext}", figure=figures, ext=["png", "pdf"]

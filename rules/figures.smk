@@ -5,6 +5,7 @@
 rule tables:
     input:
         train=train_outputs(REPORT_EXPERIMENTS["tables"]),
+        all_train=train_outputs(),
         baselines=baseline_outputs(),
         ablation=ablation_outputs(),
         benchmarks=SEARCH_BENCHMARKS,
@@ -30,6 +31,25 @@ rule tables:
         ),
         ablation_md="results/tables/table_ablation.md",
         ablation_tex="results/tables/table_ablation.tex",
+        activation=report(
+            "results/tables/table_activation.tsv",
+            caption="../report/table_activation.rst",
+            category="Tables",
+        ),
+        activation_md="results/tables/table_activation.md",
+        activation_tex="results/tables/table_activation.tex",
+        activation_trials=report(
+            "results/tables/table_activation_trials.tsv",
+            caption="../report/table_activation_trials.rst",
+            category="Tables",
+        ),
+        dice_time=report(
+            "results/tables/table_dice_time.tsv",
+            caption="../report/table_dice_time.rst",
+            category="Tables",
+        ),
+        dice_time_md="results/tables/table_dice_time.md",
+        dice_time_tex="results/tables/table_dice_time.tex",
         paired=report(
             "results/tables/paired_main_random.tsv",
             caption="../report/paired.rst",
