@@ -533,17 +533,36 @@ def to_latex(table: ReportTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report_table(table: ReportTable, tsv, md, tex) -> None:
-    """Write ``table`` as TSV (tidy), Markdown and LaTeX (display), each atomically."""
+def to_html(display: pd.DataFrame, title: str, caption: str) -> str:
+    """A standalone HTML page of ``display`` under its caption: what the Snakemake report
+    shows for a table (it only offers TSV files for download)."""
+    import html
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in display.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>\n"
+                   for row in display.astype(str).itertuples(index=False))
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            "</title><style>body{font-family:sans-serif;font-size:14px;background:#fff;color:#111}"
+            "table{border-collapse:collapse}th,td{padding:2px 8px;border-bottom:1px solid #ccc;"
+            "text-align:left}caption{text-align:left;padding-bottom:6px}</style></head><body>\n"
+            f"<table><caption><b>{html.escape(title)}.</b> {html.escape(caption)}</caption>\n"
+            f"<thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n</body></html>\n")
+
+
+def write_report_table(table: ReportTable, tsv, md, tex, html=None) -> None:
+    """Write ``table`` as TSV (tidy), Markdown, LaTeX and, where ``html`` is given, HTML
+    (display), each atomically."""
     write_table(tsv, table.tidy)
     write_text(md, to_markdown(table))
     write_text(tex, to_latex(table))
+    if html is not None:
+        write_text(html, to_html(table.display, table.title, table.caption))
 
 
 def tables_job(*, train, baselines, ablation, benchmarks, outputs, all_train=None) -> dict[str, ReportTable]:
     """Rule ``tables``: load the stage outputs, build every table, write them to ``outputs``
-    (``<name>``, ``<name>_md`` and ``<name>_tex`` per table, ``paired_trials`` and, where
-    asked for, ``activation_trials``). ``all_train``: the train metrics of every experiment,
+    (``<name>``, ``<name>_md``, ``<name>_tex`` and, where asked for, ``<name>_html`` per
+    table; ``paired_trials`` and ``activation_trials``, each with its ``_html`` where asked for). ``all_train``: the train metrics of every experiment,
     for the Dice:time table (``train``'s where not given)."""
     train_frame = load_train_metrics(train)
     ablation_frame = load_ablation_metrics(ablation)
@@ -559,8 +578,14 @@ def tables_job(*, train, baselines, ablation, benchmarks, outputs, all_train=Non
         "paired": paired_comparison(pairs),
     }
     for key, table in tables.items():
-        write_report_table(table, outputs[key], outputs[f"{key}_md"], outputs[f"{key}_tex"])
-    write_table(outputs["paired_trials"], pairs)
-    if "activation_trials" in outputs:
-        write_table(outputs["activation_trials"], blocks)
+        write_report_table(table, outputs[key], outputs[f"{key}_md"], outputs[f"{key}_tex"],
+                           outputs.get(f"{key}_html"))
+    rows = {"paired_trials": (pairs, "Paired trials", "Per-trial test Dice of main and random."),
+            "activation_trials": (blocks, "Block activations per trial", "Mean |conv2| per trial, "
+                                  "model and block on the test split, with the model's test Dice.")}
+    for key, (frame, title, caption) in rows.items():
+        if key in outputs:
+            write_table(outputs[key], frame)
+        if f"{key}_html" in outputs:
+            write_text(outputs[f"{key}_html"], to_html(frame, title, caption))
     return tables

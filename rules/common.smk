@@ -124,10 +124,13 @@ def report_outputs():
     outputs = []
     if "tables" in wanted:
         outputs += expand(
-            "results/tables/{table}.{ext}", table=TABLES, ext=["tsv", "md", "tex"]
+            "results/tables/{table}.{ext}", table=TABLES, ext=["tsv", "md", "tex", "html"]
         )
-        outputs.append("results/tables/paired_main_random_trials.tsv")
-        outputs.append("results/tables/table_activation_trials.tsv")
+        outputs += expand(
+            "results/tables/{table}_trials.{ext}",
+            table=["paired_main_random", "table_activation"],
+            ext=["tsv", "html"],
+        )
     figures = [name for name in wanted if name != "tables"]
     return outputs + expand(
         "results/figures/{figure}.{ext}", figure=figures, ext=["png", "pdf"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import statistics
@@ -136,10 +137,11 @@ def table_outputs(root: Path) -> dict[str, str]:
              "activation": "table_activation", "dice_time": "table_dice_time", "paired": "paired_main_random"}
     outputs = {}
     for key, name in names.items():
-        for suffix, ext in (("", "tsv"), ("_md", "md"), ("_tex", "tex")):
+        for suffix, ext in (("", "tsv"), ("_md", "md"), ("_tex", "tex"), ("_html", "html")):
             outputs[key + suffix] = str(root / "results" / "tables" / f"{name}.{ext}")
     outputs["paired_trials"] = str(root / "results" / "tables" / "paired_main_random_trials.tsv")
     outputs["activation_trials"] = str(root / "results" / "tables" / "table_activation_trials.tsv")
+    outputs["activation_trials_html"] = str(root / "results" / "tables" / "table_activation_trials.html")
     return outputs
 
 
@@ -305,11 +307,13 @@ def test_markdown_latex_and_tsv_agree(written):
         tidy = _tsv(written[key])
         md = Path(written[f"{key}_md"]).read_text()
         tex = Path(written[f"{key}_tex"]).read_text()
+        page = Path(written[f"{key}_html"]).read_text()
         cells = [c for c in tidy.columns if c == "cell" or c.endswith("_cell")]
         assert cells, key
         for value in tidy[cells].to_numpy().ravel():
             assert f"| {value} |" in md or f" {value} |" in md
             assert latex_escape(value) in tex
+            assert f"<td>{html.escape(value)}</td>" in page
         for dataset in DATASETS:
             assert dataset in md and latex_escape(dataset) in tex
         assert "±" in md and "±" not in tex and r"$\pm$" in tex
