@@ -124,7 +124,9 @@ def report_outputs():
     outputs = []
     if "tables" in wanted:
         outputs += expand(
-            "results/tables/{table}.{ext}", table=TABLES, ext=["tsv", "md", "tex", "html"]
+            "results/tables/{table}.{ext}",
+            table=TABLES,
+            ext=["tsv", "md", "tex", "html"],
         )
         outputs += expand(
             "results/tables/{table}_trials.{ext}",
