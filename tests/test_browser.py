@@ -71,8 +71,9 @@ def test_every_table_and_figure_is_listed_with_its_caption(page):
     entries = report_entries()
     assert len(entries) >= 14, entries  # 6 figures, 8 tables
     results = page.evaluate("results")
-    listed = {path: info for path, info in results.items()}
-    assert set(listed) == set(entries), set(listed) ^ set(entries)
+    listed = {path: category for category, subcategories in page.evaluate("categories").items()
+              for paths in subcategories.values() for path in paths}
+    assert set(listed) == set(results) == set(entries), set(listed) ^ set(entries)
     for category in ("Figures", "Tables"):
         page.evaluate(f"app.showCategory({category!r})")
         navbar = page.inner_text("#app")
@@ -80,7 +81,8 @@ def test_every_table_and_figure_is_listed_with_its_caption(page):
             if cat == category:
                 assert Path(path).name in navbar, (category, path)
     for path, (category, rst) in entries.items():
-        assert listed[path]["category"] == category
+        assert listed[path] == category
+        assert caption_start(rst) in re.sub(r"<[^>]+>", "", results[path]["caption"]), path
         page.evaluate(f"app.showResultInfo({path!r})")
         page.wait_for_selector("text=Description")
         assert caption_start(rst) in page.inner_text("#app"), (path, caption_start(rst))
