@@ -151,11 +151,13 @@ def _log_axis(ax, values, which: str = "x") -> None:
     1, 2 and 5 per decade, 100k and 200k touch across two decades of a 3-inch panel)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values) & (values > 0)]
-    span = float(np.log10(values.max() / values.min())) if len(values) else 2.0
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    # The span shown, margins included: two close values still get an axis of about a decade.
+    low, high = ax.get_xlim() if which == "x" else ax.get_ylim()
+    span = float(np.log10(high / low)) if len(values) and 0 < low < high else 2.0
     subs = ((1.0,) if span >= 2.0 else (1.0, 3.0) if span >= 1.2 else (1.0, 2.0, 5.0) if span >= 0.6
             else tuple(range(1, 10)))
     axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
     axis.set_major_locator(ticker.LogLocator(subs=subs))
     axis.set_major_formatter(ticker.EngFormatter(sep=""))
     axis.set_minor_formatter(ticker.NullFormatter())
