@@ -1,7 +1,12 @@
-"""Ablation of the most active block's dendrites (SPEC §10, paper §4.7 and Fig. 6).
+"""Ablation of the most active block's dendrites (paper §4.7, §5.3 and Fig. 6).
 
 ``zero``: the trained weights, with the block's incoming dendritic tensors multiplied by 0.
 ``retrain``: the genome without those edges, trained from scratch under the same protocol.
+
+For each of the three models the conv2 output of every block is probed on the test split:
+its mean absolute value per block (over all test images, pixels and channels) goes into the
+metrics, and its channel-mean absolute map on the first test images into the maps file, so
+that where in the network the saliency lies can be compared before and after ablation.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from bractivate.activity import block_activity
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json
 from bractivate.model import MIN_SIZE, build_model, count_params
-from bractivate.train import fit, seed_everything, split_metrics, use_precision
+from bractivate.train import accelerator_visible, fit, seed_everything, split_metrics, use_precision
 
 log = logging.getLogger(__name__)
 MAP_IMAGES = 4
+MODELS = ("intact", "zeroed", "retrained")  # the three models of an ablation, in this order
+MAP_LAYER = "conv2"  # each block's last conv layer, before its batch norm
 
 
 def ablation_block(genome: Genome, activity: dict[str, float]) -> str:
@@ -38,15 +45,53 @@ def zeroed_model(model: keras.Model, genome: Genome, block: str, min_size: int =
     return ablated
 
 
-def layer_maps(model: keras.Model, layer: str, x: np.ndarray) -> np.ndarray:
-    probe = keras.Model(model.input, model.get_layer(layer).output)
-    return np.asarray(keras.ops.convert_to_numpy(probe(x, training=False)), dtype="float32")
+def block_maps(model: keras.Model, blocks: list[str], x: np.ndarray, batch_size: int,
+               map_images: int = MAP_IMAGES) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Per block of ``blocks`` that ``model`` has, the mean |conv2 output| over ``x`` (images,
+    pixels and channels) and the channel-mean |conv2 output| maps of the first ``map_images``
+    images, from one forward pass per batch."""
+    names = {b: f"{b}_{MAP_LAYER}" for b in blocks}
+    present = [b for b in blocks if names[b] in {layer.name for layer in model.layers}]
+    probe = keras.Model(model.input, [model.get_layer(names[b]).output for b in present])
+    sums = dict.fromkeys(present, 0.0)
+    counts = dict.fromkeys(present, 0)
+    maps: dict[str, list[np.ndarray]] = {b: [] for b in present}
+    for start in range(0, len(x), batch_size):
+        outputs = probe(x[start:start + batch_size], training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for block, out in zip(present, outputs):
+            magnitude = np.abs(np.asarray(keras.ops.convert_to_numpy(out), dtype="float64"))
+            sums[block] += float(magnitude.sum())
+            counts[block] += magnitude.size
+            if start < map_images:
+                maps[block].append(magnitude[: map_images - start].mean(axis=-1).astype("float32"))
+    means = {b: sums[b] / counts[b] for b in present}
+    return means, {b: np.concatenate(maps[b])[:map_images] for b in present}
+
+
+def write_maps(path, images: np.ndarray, masks: np.ndarray, maps: dict[str, dict[str, np.ndarray]],
+               blocks: list[str], ablated: str, activity: dict[str, float]) -> None:
+    """The maps file: the test images and masks, and ``maps/<model>/<block>`` (N, H, W)."""
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("images", data=images)
+            h5.create_dataset("masks", data=masks)
+            for model, per_block in maps.items():
+                group = h5.create_group(f"maps/{model}")
+                for block, values in per_block.items():
+                    group.create_dataset(block, data=values)
+            h5.attrs.update(block=ablated, layer=MAP_LAYER, blocks=",".join(blocks),
+                            models=",".join(maps), reduction="mean |activation| over channels")
+            h5.create_group("activity").attrs.update(activity)
 
 
 def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: dict, seed: int,
                  activity_mode: str, metrics_path, maps_path, provenance: dict, min_size: int = MIN_SIZE) -> dict:
     """Zero and retrain the dendrites of the trained model's most active receiving block;
-    write test Dice intact / zeroed / retrained and the block's activation maps. ``min_size`` is
+    write test Dice intact / zeroed / retrained, the mean |conv2| of every block of each model
+    (``metrics_path``) and their maps on the first test images (``maps_path``). ``min_size`` is
     the search's, so the zeroed and retrained networks pool where the trained one does."""
     use_precision(train.get("precision", "float32"))  # the zeroed and retrained models too
     x_val, _ = data.split("val")
@@ -58,32 +103,27 @@ def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: di
     zeroed = zeroed_model(model, genome, block, min_size)
     zeroed_metrics = split_metrics(zeroed, data, "test", train["batch_size"])
 
-    x_test, y_test = data.split("test")
-    layer = f"{block}_conv2"
-    with atomic_path(maps_path) as tmp:
-        import h5py
-
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("images", data=x_test[:MAP_IMAGES])
-            h5.create_dataset("masks", data=y_test[:MAP_IMAGES])
-            h5.create_dataset("intact", data=layer_maps(model, layer, x_test[:MAP_IMAGES]))
-            h5.create_dataset("zeroed", data=layer_maps(zeroed, layer, x_test[:MAP_IMAGES]))
-            h5.attrs.update(block=block, layer=layer)
-            group = h5.create_group("activity")
-            group.attrs.update(activity)
-
     pruned = genome.with_edges([e for e in genome.edges if e.dst != block])
     seed_everything(seed)
     retrained = build_model(pruned, data.input_shape, min_size)
     run = fit(retrained, data, **train)
     retrained_metrics = split_metrics(retrained, data, "test", train["batch_size"])
+
+    x_test, y_test = data.split("test")
+    probed = {name: block_maps(m, genome.blocks, x_test, train["batch_size"])
+              for name, m in zip(MODELS, (model, zeroed, retrained))}
+    write_maps(maps_path, x_test[:MAP_IMAGES], y_test[:MAP_IMAGES],
+               {name: maps for name, (_, maps) in probed.items()}, genome.blocks, block, activity)
     metrics = {
         **provenance, "genome_hash": genome.hash, "block": block, "block_activity": activity[block],
         "activity": activity, "edges": [e.to_dict() for e in edges],
         "intact_dice": intact["dice"], "zeroed_dice": zeroed_metrics["dice"],
         "retrained_dice": retrained_metrics["dice"], "params_intact": count_params(model),
         "params_retrained": count_params(retrained), "retrained_genome_hash": pruned.hash,
-        "retrained_epochs": run.epochs, "retrained_finite": run.finite,
+        "retrained_epochs": run.epochs, "retrained_finite": run.finite, "blocks": genome.blocks,
+        "map_layer": MAP_LAYER, "mean_abs_activation": {name: means for name, (means, _) in probed.items()},
+        "n_test": int(len(x_test)), "keras_backend": keras.config.backend(),
+        "device": "gpu" if accelerator_visible() else "cpu",
     }
     write_json(metrics_path, metrics)
     log.info("test Dice intact %.4f, zeroed %.4f, retrained %.4f", intact["dice"],

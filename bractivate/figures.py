@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -29,17 +30,22 @@ from matplotlib.patches import FancyArrowPatch  # noqa: E402
 from bractivate.genome import Genome  # noqa: E402
 from bractivate.io import atomic_path  # noqa: E402
 from bractivate.report import (  # noqa: E402
-    BRACTIVATE, fmt_sci, load_ablation_metrics, load_baseline_metrics, load_histories,
-    load_search_results, load_train_metrics, model_frame, read_activations, with_search_settings,
+    BRACTIVATE, dice_time, fmt_sci, load_ablation_metrics, load_baseline_metrics, load_histories,
+    load_search_results, load_train_metrics, model_frame, read_activations, summarise,
+    with_search_settings,
 )
 
+log = logging.getLogger(__name__)
 DEPTH_STUDY = (BRACTIVATE, "deep5", "deep7")  # Fig. 5 (SPEC §9)
 LOSS_STUDY = (BRACTIVATE, "bcl")  # Fig. 9: ELS vs BCL selection
 OP_COLORS = {"concat": "tab:blue", "add": "tab:orange"}
 MAIN_PATH_COLOR = "0.55"
 ACTIVITY_CMAP = "viridis"
-ACTIVATION_IMAGES = 3  # test images per data set in Fig. 6
+ACTIVATION_CMAP = "magma"
+ACTIVATION_IMAGES = 1  # test images per data set in Fig. 6 (three rows each)
+MODELS = ("intact", "zeroed", "retrained")  # Fig. 6's rows, as bractivate.ablation names them
 MARKERS = "osD^vPX*<>"
+STRICT_LAYOUT = False  # raise instead of logging when a figure's text is clipped or overlaps
 
 
 @contextlib.contextmanager
@@ -48,9 +54,67 @@ def _styled(style: Mapping):
         yield
 
 
+def layout_problems(fig, dpi: int) -> list[str]:
+    """What a reader of ``fig`` saved at ``dpi`` could not read: a legend, title, axis label,
+    tick label or annotation that reaches past the figure's edge, and labels (legends, titles,
+    axis and tick labels) that overlap one another. One line per problem; none is good."""
+    fig.set_dpi(dpi)
+    fig.canvas.draw()  # lays the figure out (constrained layout) at the saved resolution
+    renderer = fig.canvas.get_renderer()
+    edge = fig.bbox.padded(0.5)  # half a pixel for rounding
+    labels: list[tuple[str, object]] = []  # (what, its bounding box in pixels)
+    inside: list[tuple[str, object]] = []
+    for figure in [fig, *fig.subfigs]:
+        if figure._suptitle is not None and figure._suptitle.get_text():
+            labels.append((f"suptitle {figure._suptitle.get_text()!r}",
+                           figure._suptitle.get_window_extent(renderer)))
+        for i, legend in enumerate(figure.legends):
+            labels.append((f"figure legend {i}", legend.get_window_extent(renderer)))
+    for ax in fig.get_axes():
+        if not ax.get_visible():
+            continue
+        name = ax.get_title() or ax.get_label() or "axes"
+        if ax.get_legend() is not None:
+            labels.append((f"legend of {name!r}", ax.get_legend().get_window_extent(renderer)))
+        titles = [ax.title, ax._left_title, ax._right_title]
+        labels += [(f"title {t.get_text()!r}", t.get_window_extent(renderer)) for t in titles if t.get_text()]
+        inside += [(f"text {t.get_text()!r} in {name!r}", t.get_window_extent(renderer))
+                   for t in ax.texts if t.get_visible() and t.get_text()]
+        if not ax.axison:
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            if not axis.get_visible():
+                continue
+            if axis.label.get_text():
+                labels.append((f"axis label {axis.label.get_text()!r}", axis.label.get_window_extent(renderer)))
+            # Only the ticks inside the view are drawn; the locator also places some beyond it.
+            low, high = sorted(axis.get_view_interval())
+            span = (high - low) * 1e-9
+            ticks = [t for loc, t in zip(axis.get_majorticklocs(), axis.get_majorticklabels())
+                     if low - span <= loc <= high + span and t.get_visible() and t.get_text()]
+            labels += [(f"tick label {t.get_text()!r} of {name!r}", t.get_window_extent(renderer))
+                       for t in ticks]
+    problems = [f"{what} is clipped by the figure's edge" for what, box in labels + inside
+                if not (edge.x0 <= box.x0 and box.x1 <= edge.x1 and edge.y0 <= box.y0 and box.y1 <= edge.y1)]
+    shrunk = [(what, box.padded(-0.5)) for what, box in labels]
+    for (first, a), (second, b) in itertools.combinations(shrunk, 2):
+        if a.width > 0 and b.width > 0 and a.overlaps(b):
+            problems.append(f"{first} overlaps {second}")
+    return problems
+
+
 def save_figure(fig, paths: Sequence, dpi: int) -> list[Path]:
     """Write ``fig`` to each path (format from its suffix) atomically and close it. PDFs carry
-    no creation date, so the same inputs give the same bytes."""
+    no creation date, so the same inputs give the same bytes. Text a reader could not read
+    (:func:`layout_problems`) is logged, or raised where ``STRICT_LAYOUT`` is set (the tests)."""
+    problems = layout_problems(fig, dpi)
+    if problems:
+        message = f"{len(problems)} layout problem(s) in the figure for {', '.join(map(str, paths))}: " + \
+            "; ".join(problems)
+        if STRICT_LAYOUT:
+            plt.close(fig)
+            raise ValueError(message)
+        log.warning(message)
     written = []
     for path in map(Path, paths):
         fmt = path.suffix.lstrip(".").lower()
@@ -82,15 +146,23 @@ def _shared_legend(fig, axes, title: str | None = None, extra: Sequence = ()) ->
 
 def _log_axis(ax, values, which: str = "x") -> None:
     """A log axis for parameter counts labelled 200k, 1M, …: ticks at each decade over a wide
-    range, at 1, 2 and 5 per decade over about one decade, at every integer multiple over a
-    narrower one, so the labels neither vanish nor collide."""
+    range, at 1 and 3 per decade over one to two decades, at 1, 2 and 5 over about one, at
+    every integer multiple over a narrower one, so the labels neither vanish nor collide (at
+    1, 2 and 5 per decade, 100k and 200k touch across two decades of a 3-inch panel), and at
+    three round values, as on a linear axis, over less than about half a decade (600k, 700k,
+    800k and 900k collide on a narrow panel)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values) & (values > 0)]
-    span = float(np.log10(values.max() / values.min())) if len(values) else 2.0
-    subs = (1.0,) if span >= 2.0 else (1.0, 2.0, 5.0) if span >= 0.6 else tuple(range(1, 10))
-    axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_locator(ticker.LogLocator(subs=subs))
+    # The span shown, margins included: two close values still get an axis of about a decade.
+    low, high = ax.get_xlim() if which == "x" else ax.get_ylim()
+    span = float(np.log10(high / low)) if len(values) and 0 < low < high else 2.0
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    if span >= 0.6:
+        subs = (1.0,) if span >= 2.0 else (1.0, 3.0) if span >= 1.2 else (1.0, 2.0, 5.0)
+        axis.set_major_locator(ticker.LogLocator(subs=subs))
+    else:
+        axis.set_major_locator(ticker.MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
     axis.set_major_formatter(ticker.EngFormatter(sep=""))
     axis.set_minor_formatter(ticker.NullFormatter())
 
@@ -167,7 +239,9 @@ def architecture_figure(searches: pd.DataFrame, paths: Sequence, style: Mapping)
                      label="block activity", shrink=0.6)
         legend = [Line2D([], [], color=MAIN_PATH_COLOR, lw=1.4, label="main path")]
         legend += [Line2D([], [], color=c, lw=1.1, label=f"dendrite ({op})") for op, c in OP_COLORS.items()]
-        fig.legend(handles=legend, loc="outside lower center", ncol=3, frameon=False)
+        # One row where the panels are wide enough for it; one column under a single panel.
+        fig.legend(handles=legend, loc="outside lower center", ncol=3 if len(trials) > 1 else 1,
+                   frameon=False)
         return save_figure(fig, paths, style["dpi"])
 
 
@@ -176,25 +250,47 @@ def architecture_figure(searches: pd.DataFrame, paths: Sequence, style: Mapping)
 
 def depth_figure(train: pd.DataFrame, paths: Sequence, style: Mapping,
                  experiments: Sequence[str] = DEPTH_STUDY) -> list[Path]:
-    """Fig. 5: test Dice vs seconds per epoch and vs parameters (log) per depth range; one row
-    per data set (``train`` from :func:`bractivate.report.with_search_settings`)."""
-    frame = train[train["experiment"].isin(experiments)]
+    """Fig. 5: test Dice vs seconds per epoch and vs parameters (log) per depth range, and the
+    Dice:time ratio (paper §5.2) of each search, trials as points and mean ± std over trials as
+    a bar with error bars, as in the Dice:time table; one row per data set (``train`` from
+    :func:`bractivate.report.with_search_settings`). The title names the backend and device
+    the seconds were measured on."""
+    frame = dice_time(train[train["experiment"].isin(experiments)]).merge(
+        train[["dataset", "experiment", "trial", "depth_range"]], on=["dataset", "experiment", "trial"])
     frame = frame.assign(search=frame["experiment"] + " (depth " + frame["depth_range"] + ")")
     hue_order, datasets = _order(frame["search"]), _order(frame["dataset"])
+    palette = dict(zip(hue_order, sns.color_palette("deep", len(hue_order))))
+    ratio = summarise(frame, ["dataset", "search"], "dice_time")
     with _styled(style):
-        fig, axes = _grid(len(datasets), 2, 3.4, 2.7)
-        for (ax_time, ax_params), dataset in zip(axes, datasets):
+        fig, axes = _grid(len(datasets), 3, 3.1, 2.7)
+        for (ax_time, ax_params, ax_ratio), dataset in zip(axes, datasets):
             part = frame[frame["dataset"] == dataset]
             for ax, x in ((ax_time, "seconds_per_epoch"), (ax_params, "params")):
                 sns.scatterplot(data=part, x=x, y="test_dice", hue="search", style="search",
-                                hue_order=hue_order, style_order=hue_order, s=45, ax=ax)
+                                hue_order=hue_order, style_order=hue_order, palette=palette, s=45, ax=ax)
                 ax.set_title(dataset)
                 ax.set_ylabel("test Dice")
             ax_time.set_xlabel("seconds per epoch")
             _log_axis(ax_params, part["params"])
             ax_params.set_xlabel("parameters")
+            means = ratio[ratio["dataset"] == dataset].set_index("search").reindex(hue_order)
+            ax_ratio.bar(range(len(hue_order)), means["dice_time_mean"],
+                         yerr=np.nan_to_num(means["dice_time_std"]), capsize=3,
+                         color=[palette[h] for h in hue_order], alpha=0.45)
+            sns.stripplot(data=part, x="search", y="dice_time", hue="search", order=hue_order,
+                          hue_order=hue_order, palette=palette, size=4, jitter=0.15, legend=False,
+                          ax=ax_ratio)
+            ax_ratio.set_xticks(range(len(hue_order)),
+                                [h.split(" (")[0] for h in hue_order])
+            ax_ratio.set(title=f"{dataset}: Dice:time", xlabel="search", ylabel="test Dice / (s / epoch)")
         _shared_legend(fig, axes, "search")
+        fig.suptitle(f"seconds per epoch: Keras backend {_joined(frame['keras_backend'])}, "
+                     f"device {_joined(frame['device'])}", fontsize=8)
         return save_figure(fig, paths, style["dpi"])
+
+
+def _joined(values) -> str:
+    return ", ".join(map(str, _order(values)))
 
 
 # ------------------------------------------------------------------------------ Fig. 6
@@ -202,40 +298,73 @@ def depth_figure(train: pd.DataFrame, paths: Sequence, style: Mapping,
 
 def activation_figure(ablation: pd.DataFrame, activation_paths: Sequence, paths: Sequence,
                       style: Mapping, count: int = ACTIVATION_IMAGES) -> list[Path]:
-    """Fig. 6: for a few test images per data set, the image, its mask and the channel-mean
-    map of the ablated block's last conv layer intact, zeroed and their difference."""
+    """Fig. 6: per data set (one panel group each) and test image, the channel-mean |conv2|
+    map of every block in the network's order (columns) for the intact model, the model with
+    the ablated block's dendrites zeroed and the one retrained without them (rows); one colour
+    scale per row, so a row shows where in the network that model's activation lies. Row labels
+    give each model's test Dice on the whole test split."""
     maps = [read_activations(p, count) for p in activation_paths]
+    if not maps:
+        raise ValueError("no activation maps given")
     dice = ablation.set_index(["dataset", "trial"])
-    rows = sum(len(m["images"]) for m in maps)
+    columns = 2 + max(len(m["blocks"]) for m in maps)  # the image, its mask, the blocks
     with _styled(style):
-        fig, axes = _grid(rows, 5, 1.8, 1.8)
-        row = 0
-        for m in maps:
+        fig = plt.figure(layout="constrained", figsize=(1.05 * columns + 0.9,
+                                                         sum(1.0 + 1.05 * len(MODELS) * len(m["images"])
+                                                             for m in maps)))
+        heights = [len(MODELS) * len(m["images"]) + 0.4 for m in maps]
+        for sub, m in zip(np.atleast_1d(fig.subfigures(len(maps), 1, height_ratios=heights)), maps):
             key = (m["dataset"], m["trial"])
             if key not in dice.index:
                 raise ValueError(f"no ablation metrics for data set {key[0]!r}, trial {key[1]}")
             scores = dice.loc[key]
-            for k in range(len(m["images"])):
-                intact, zeroed = m["intact"][k], m["zeroed"][k]
-                low, high = min(intact.min(), zeroed.min()), max(intact.max(), zeroed.max())
-                spread = float(np.abs(intact - zeroed).max()) or 1.0
-                panels = [(m["images"][k], "gray", None, None), (m["masks"][k], "gray", 0, 1),
-                          (intact, "magma", low, high), (zeroed, "magma", low, high),
-                          (intact - zeroed, "coolwarm", -spread, spread)]
-                for ax, (image, cmap, vmin, vmax) in zip(axes[row], panels):
-                    ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    ax.grid(False)
-                axes[row, 0].set_ylabel(f"{m['dataset']} #{k}", fontsize=7)
-                if k == 0:
-                    titles = [f"{m['dataset']}, trial {m['trial']}\nblock {m['block']}", "mask",
-                              f"intact\nDice {scores['intact_dice']:.3f}",
-                              f"zeroed\nDice {scores['zeroed_dice']:.3f}", "intact − zeroed"]
-                    for ax, title in zip(axes[row], titles):
-                        ax.set_title(title, fontsize=7)
-                row += 1
+            _activation_panels(sub, m, scores, columns)
         return save_figure(fig, paths, style["dpi"])
+
+
+def _activation_panels(fig, m: Mapping, scores, columns: int) -> None:
+    models = [model for model in MODELS if model in m["maps"]]
+    axes = fig.subplots(len(models) * len(m["images"]), columns, squeeze=False)
+    cmap = plt.get_cmap(ACTIVATION_CMAP)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for k in range(len(m["images"])):
+        top = k * len(models)
+        axes[top, 0].imshow(m["images"][k], cmap="gray", interpolation="nearest")
+        axes[top, 1].imshow(m["masks"][k], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[top, 0].set_title(f"test image {k}", fontsize=7)
+        axes[top, 1].set_title("mask", fontsize=7)
+        for i, model in enumerate(models):
+            row = axes[top + i]
+            values = [m["maps"][model][b][k] for b in m["blocks"] if b in m["maps"][model]]
+            norm = Normalize(0.0, max(float(v.max()) for v in values) or 1.0)
+            for ax, block in zip(row[2:], m["blocks"]):
+                if block in m["maps"][model]:
+                    ax.imshow(m["maps"][model][block][k], cmap=cmap, norm=norm, interpolation="nearest")
+                else:
+                    ax.text(0.5, 0.5, "not in\nmodel", ha="center", va="center", fontsize=6,
+                            color="0.4", transform=ax.transAxes)
+                if i == 0:
+                    ablated = block == m["block"]
+                    ax.set_title(f"{block}{' (ablated)' if ablated else ''}", fontsize=7,
+                                 fontweight="bold" if ablated else "normal")
+            row[2].set_ylabel(f"{model}\nDice {scores[f'{model}_dice']:.3f}", fontsize=7)
+            bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=row[-1], shrink=0.9,
+                               aspect=10, pad=0.02)
+            bar.ax.tick_params(labelsize=6)
+            if i == len(models) - 1 and k == len(m["images"]) - 1:
+                bar.set_label("mean |conv2|", fontsize=6)
+            for ax in row[2 + len(m["blocks"]):]:
+                ax.set_axis_off()
+            if i:
+                row[0].set_axis_off()
+                row[1].set_axis_off()
+    fig.suptitle(f"{m['dataset']}, trial {m['trial']}: dendrites of {m['block']} ablated "
+                 f"(genome {scores['genome_hash'][:8]})", fontsize=8)
 
 
 # ------------------------------------------------------------------------------ Fig. 7

@@ -13,7 +13,8 @@ from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.search import run_search
-from bractivate.train import SearchSettings, fit, seed_everything, split_metrics, use_precision
+from bractivate.train import (SearchSettings, accelerator_visible, fit, seed_everything, split_metrics,
+                              use_precision)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
                "epochs": run.epochs, "best_epoch": run.best_epoch + 1,
                "seconds_per_epoch": run.seconds_per_epoch,
                "precision": model.dtype_policy.name, "keras_backend": keras.config.backend(),
+               "device": "gpu" if accelerator_visible() else "cpu",  # what seconds_per_epoch ran on
                "n_test": int(len(data.splits["test"]))}
     history = pd.DataFrame({"epoch": range(1, run.epochs + 1), **run.history})
     if model_path is not None:

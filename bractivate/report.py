@@ -181,20 +181,73 @@ def load_search_hours(paths: Iterable) -> pd.DataFrame:
 
 
 def read_activations(path: str | Path, count: int) -> dict:
-    """The first ``count`` test images of an ablation's activation file with their masks and
-    the channel-mean maps of the ablated block's last conv layer, intact and zeroed."""
+    """The first ``count`` test images of an ablation's maps file with their masks and, per
+    model (intact, zeroed, retrained) and block, the channel-mean |conv2| maps; ``blocks`` in
+    the network's order, ``block`` the ablated one."""
     import h5py
 
     with h5py.File(path, "r") as h5:
-        missing = [k for k in ("images", "masks", "intact", "zeroed") if k not in h5]
+        missing = [k for k in ("images", "masks", "maps") if k not in h5]
         if missing:
-            raise ValueError(f"{path}: HDF5 datasets {missing} missing")
+            raise ValueError(f"{path}: HDF5 datasets {missing} missing (expected images, masks and "
+                             "maps/<model>/<block>, as the ablation rule writes them)")
+        blocks = [b for b in _text(h5.attrs.get("blocks", "")).split(",") if b]
         return {
             **path_fields(path, ACTIVATIONS_LAYOUT),
             "images": h5["images"][:count, ..., 0], "masks": h5["masks"][:count, ..., 0],
-            "intact": h5["intact"][:count].mean(axis=-1), "zeroed": h5["zeroed"][:count].mean(axis=-1),
-            "block": _text(h5.attrs.get("block", "")), "layer": _text(h5.attrs.get("layer", "")),
+            "maps": {model: {b: group[b][:count] for b in blocks if b in group}
+                     for model, group in h5["maps"].items()},
+            "blocks": blocks, "block": _text(h5.attrs.get("block", "")),
+            "layer": _text(h5.attrs.get("layer", "")),
         }
+
+
+def block_order(block: str) -> tuple[int, int]:
+    """Where ``block`` sits in a UNet: encoder blocks down, the bottleneck, decoder blocks up,
+    so that blocks of genomes of different depths sort into one network order."""
+    match = re.fullmatch(r"(enc|dec)(\d+)|mid", block)
+    if match is None:
+        raise ValueError(f"block {block!r}: expected enc<i>, mid or dec<i>")
+    if block == "mid":
+        return (1, 0)
+    return (0, int(match[2])) if match[1] == "enc" else (2, -int(match[2]))
+
+
+def activation_blocks(ablation: pd.DataFrame, models: Iterable[str] = ("intact", "zeroed", "retrained")
+                      ) -> pd.DataFrame:
+    """One row per ablation trial × model × block: the mean |conv2| of that block on the test
+    split (``mean_abs_activation`` of the ablation metrics), the model's test Dice and whether
+    the block is the ablated one."""
+    rows = []
+    for record in ablation.to_dict("records"):
+        values = record.get("mean_abs_activation")
+        if not isinstance(values, dict):
+            raise ValueError(f"ablation metrics of data set {record['dataset']!r}, trial "
+                             f"{record['trial']}: no 'mean_abs_activation' (expected per model a "
+                             "mean |conv2| per block; rerun the ablation rule)")
+        for model in models:
+            for block, value in sorted(values.get(model, {}).items(), key=lambda kv: block_order(kv[0])):
+                rows.append({"dataset": record["dataset"], "experiment": record["experiment"],
+                             "trial": record["trial"], "genome_hash": record["genome_hash"],
+                             "ablated_block": record["block"], "model": model, "block": block,
+                             "mean_abs_activation": float(value),
+                             "test_dice": record[f"{model}_dice"]})
+    if not rows:
+        raise ValueError("no ablation metrics with block activations given")
+    return pd.DataFrame(rows)
+
+
+def dice_time(train: pd.DataFrame) -> pd.DataFrame:
+    """Per trained model, the Dice:time ratio of the paper's §5.2: test Dice over training
+    seconds per epoch (both from the full training's metrics)."""
+    missing = [c for c in ("seconds_per_epoch", "keras_backend") if c not in train]
+    if missing:
+        raise ValueError(f"train metrics lack {missing} (expected the full training's metrics)")
+    frame = train.assign(device=train["device"] if "device" in train else MISSING)
+    frame["device"] = frame["device"].fillna(MISSING)
+    frame["dice_time"] = frame["test_dice"] / frame["seconds_per_epoch"]
+    return frame[["dataset", "experiment", "trial", "seed", "genome_hash", "test_dice",
+                  "seconds_per_epoch", "dice_time", "params", "keras_backend", "device"]]
 
 
 def _text(value) -> str:
@@ -313,6 +366,71 @@ def table_ablation(ablation: pd.DataFrame) -> ReportTable:
                        "drops from intact, mean ± std over trials.", tidy, display)
 
 
+def table_activation(blocks: pd.DataFrame) -> ReportTable:
+    """Mean |conv2 output| of every block on the test split, intact, with the ablated block's
+    dendrites zeroed and retrained without them, mean ± std over trials (``blocks`` from
+    :func:`activation_blocks`); blocks in the network's order, each averaged over the trials
+    whose genome has it. ``zeroed/intact`` is the per-trial ratio's mean: above 1 where
+    zeroing the dendrites moved activation into a block, below 1 where it took it away."""
+    keys = ["dataset", "experiment", "block"]
+    wide = blocks.pivot_table(index=["dataset", "experiment", "trial", "block"], columns="model",
+                              values="mean_abs_activation", sort=False).reset_index()
+    wide.columns.name = None
+    wide["zeroed_ratio"] = wide["zeroed"] / wide["intact"]
+    columns = [c for c in ("intact", "zeroed", "retrained", "zeroed_ratio") if c in wide]
+    tidy = wide.groupby(keys, sort=False)["trial"].agg(n="count").reset_index()
+    ablated = blocks.groupby(["dataset", "experiment"], sort=False)["ablated_block"].agg(
+        lambda s: ", ".join(pd.unique(s))).rename("ablated_block").reset_index()
+    tidy = tidy.merge(ablated, on=["dataset", "experiment"])
+    for column in columns:
+        tidy = tidy.merge(summarise(wide, keys, column).drop(columns="n"), on=keys)
+    tidy["order"] = tidy["block"].map(block_order)
+    tidy = tidy.sort_values(["order"], kind="stable")
+    tidy = pd.concat([part for _, part in tidy.groupby(["dataset", "experiment"], sort=False)])
+    tidy = tidy.drop(columns="order").reset_index(drop=True)
+    labels = {"intact": "Intact", "zeroed": "Zeroed", "retrained": "Retrained",
+              "zeroed_ratio": "Zeroed / intact"}
+    for column in columns:
+        tidy[f"{column}_cell"] = [fmt_mean_std(m, s, _decimals(m)) for m, s in
+                                  zip(tidy[f"{column}_mean"], tidy[f"{column}_std"])]
+    display = pd.DataFrame({"Data set": tidy["dataset"], "Experiment": tidy["experiment"],
+                            "Ablated": tidy["ablated_block"], "Block": tidy["block"],
+                            "Trials": tidy["n"].astype(str)})
+    for column in columns:
+        display[labels[column]] = tidy[f"{column}_cell"]
+    return ReportTable("table_activation", "Block activations", "Mean |conv2 output| of every "
+                       "block on the test split, intact, with the ablated block's dendrites "
+                       "zeroed and retrained without them, and zeroed / intact, mean ± std "
+                       "over trials; blocks in the network's order.", tidy, display)
+
+
+def table_dice_time(models: pd.DataFrame) -> ReportTable:
+    """The Dice:time ratio (paper §5.2): test Dice over training seconds per epoch of each
+    fully trained model, mean ± std over trials per data set and experiment, beside its two
+    terms, with the backend and device that measured the seconds (``models`` from
+    :func:`dice_time`)."""
+    keys = ["dataset", "experiment"]
+    tidy = summarise(models, keys, "dice_time")
+    for column, prefix in (("test_dice", "dice"), ("seconds_per_epoch", "seconds")):
+        tidy = tidy.merge(summarise(models, keys, column, prefix).drop(columns="n"), on=keys)
+    for column in ("keras_backend", "device"):
+        tidy = tidy.merge(models.groupby(keys, sort=False)[column].agg(
+            lambda s: ", ".join(pd.unique(s.astype(str)))).reset_index(), on=keys)
+    for prefix in ("dice_time", "dice", "seconds"):
+        # Dice with three decimals as in Table 2; seconds and ratios span decades across set-ups.
+        tidy[f"{prefix}_cell"] = [fmt_mean_std(m, s, 3 if prefix == "dice" else _decimals(m))
+                                  for m, s in zip(tidy[f"{prefix}_mean"], tidy[f"{prefix}_std"])]
+    display = pd.DataFrame({"Data set": tidy["dataset"], "Experiment": tidy["experiment"],
+                            "Trials": tidy["n"].astype(str), "Test Dice": tidy["dice_cell"],
+                            "Seconds / epoch": tidy["seconds_cell"],
+                            "Dice:time (1/s)": tidy["dice_time_cell"],
+                            "Backend": tidy["keras_backend"], "Device": tidy["device"]})
+    return ReportTable("table_dice_time", "Dice:time", "Test Dice over training seconds per "
+                       "epoch of the fully trained best genome of each search (paper §5.2), "
+                       "mean ± std over trials, with the backend and device that measured the "
+                       "seconds.", tidy, display)
+
+
 def paired_trials(train: pd.DataFrame, first: str = BRACTIVATE, second: str = CONTROL) -> pd.DataFrame:
     """Per data set and trial, the test Dice of ``first`` and ``second`` and their difference
     (first − second). Trials pair on the trial number: the same seed for both experiments."""
@@ -415,26 +533,59 @@ def to_latex(table: ReportTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report_table(table: ReportTable, tsv, md, tex) -> None:
-    """Write ``table`` as TSV (tidy), Markdown and LaTeX (display), each atomically."""
+def to_html(display: pd.DataFrame, title: str, caption: str) -> str:
+    """A standalone HTML page of ``display`` under its caption: what the Snakemake report
+    shows for a table (it only offers TSV files for download)."""
+    import html
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in display.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>\n"
+                   for row in display.astype(str).itertuples(index=False))
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            "</title><style>body{font-family:sans-serif;font-size:14px;background:#fff;color:#111}"
+            "table{border-collapse:collapse}th,td{padding:2px 8px;border-bottom:1px solid #ccc;"
+            "text-align:left}caption{text-align:left;padding-bottom:6px}</style></head><body>\n"
+            f"<table><caption><b>{html.escape(title)}.</b> {html.escape(caption)}</caption>\n"
+            f"<thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n</body></html>\n")
+
+
+def write_report_table(table: ReportTable, tsv, md, tex, html=None) -> None:
+    """Write ``table`` as TSV (tidy), Markdown, LaTeX and, where ``html`` is given, HTML
+    (display), each atomically."""
     write_table(tsv, table.tidy)
     write_text(md, to_markdown(table))
     write_text(tex, to_latex(table))
+    if html is not None:
+        write_text(html, to_html(table.display, table.title, table.caption))
 
 
-def tables_job(*, train, baselines, ablation, histories, outputs) -> dict[str, ReportTable]:
+def tables_job(*, train, baselines, ablation, histories, outputs, all_train=None) -> dict[str, ReportTable]:
     """Rule ``tables``: load the stage outputs, build every table, write them to ``outputs``
-    (``<name>``, ``<name>_md`` and ``<name>_tex`` per table, and ``paired_trials``)."""
+    (``<name>``, ``<name>_md``, ``<name>_tex`` and, where asked for, ``<name>_html`` per
+    table; ``paired_trials`` and ``activation_trials``, each with its ``_html`` where asked for). ``all_train``: the train metrics of every experiment,
+    for the Dice:time table (``train``'s where not given)."""
     train_frame = load_train_metrics(train)
+    ablation_frame = load_ablation_metrics(ablation)
+    blocks = activation_blocks(ablation_frame)
     baseline_frame = load_baseline_metrics(baselines) if baselines else None
     pairs = paired_trials(train_frame)
     tables = {
         "table2": table2_dice(model_frame(train_frame, baseline_frame)),
         "table3": table3_search_hours(load_search_hours(histories)),
-        "ablation": table_ablation(load_ablation_metrics(ablation)),
+        "ablation": table_ablation(ablation_frame),
+        "activation": table_activation(blocks),
+        "dice_time": table_dice_time(dice_time(load_train_metrics(all_train) if all_train else train_frame)),
         "paired": paired_comparison(pairs),
     }
     for key, table in tables.items():
-        write_report_table(table, outputs[key], outputs[f"{key}_md"], outputs[f"{key}_tex"])
-    write_table(outputs["paired_trials"], pairs)
+        write_report_table(table, outputs[key], outputs[f"{key}_md"], outputs[f"{key}_tex"],
+                           outputs.get(f"{key}_html"))
+    rows = {"paired_trials": (pairs, "Paired trials", "Per-trial test Dice of main and random."),
+            "activation_trials": (blocks, "Block activations per trial", "Mean |conv2| per trial, "
+                                  "model and block on the test split, with the model's test Dice.")}
+    for key, (frame, title, caption) in rows.items():
+        if key in outputs:
+            write_table(outputs[key], frame)
+        if f"{key}_html" in outputs:
+            write_text(outputs[f"{key}_html"], to_html(frame, title, caption))
     return tables

@@ -96,7 +96,14 @@ REPORT_EXPERIMENTS = {
     "fig9": ["main", "bcl"],
     "search_traces": EXPERIMENTS,
 }
-TABLES = ["table2_dice", "table3_search_hours", "table_ablation", "paired_main_random"]
+TABLES = [
+    "table2_dice",
+    "table3_search_hours",
+    "table_ablation",
+    "table_activation",
+    "table_dice_time",
+    "paired_main_random",
+]
 SEARCH_HISTORIES = expand(
     "results/search/{dataset}/{experiment}/trial{trial}/history.tsv",
     dataset=DATASETS,
@@ -115,9 +122,15 @@ def report_outputs():
     outputs = []
     if "tables" in wanted:
         outputs += expand(
-            "results/tables/{table}.{ext}", table=TABLES, ext=["tsv", "md", "tex"]
+            "results/tables/{table}.{ext}",
+            table=TABLES,
+            ext=["tsv", "md", "tex", "html"],
         )
-        outputs.append("results/tables/paired_main_random_trials.tsv")
+        outputs += expand(
+            "results/tables/{table}_trials.{ext}",
+            table=["paired_main_random", "table_activation"],
+            ext=["tsv", "html"],
+        )
     figures = [name for name in wanted if name != "tables"]
     return outputs + expand(
         "results/figures/{figure}.{ext}", figure=figures, ext=["png", "pdf"]

@@ -5,40 +5,68 @@
 rule tables:
     input:
         train=train_outputs(REPORT_EXPERIMENTS["tables"]),
+        all_train=train_outputs(),
         baselines=baseline_outputs(),
         ablation=ablation_outputs(),
         histories=SEARCH_HISTORIES,  # Table 3: the searches' own clocks
     output:
-        table2=report(
-            "results/tables/table2_dice.tsv",
+        table2="results/tables/table2_dice.tsv",
+        table2_html=report(
+            "results/tables/table2_dice.html",
             caption="../report/table2.rst",
             category="Tables",
         ),
         table2_md="results/tables/table2_dice.md",
         table2_tex="results/tables/table2_dice.tex",
-        table3=report(
-            "results/tables/table3_search_hours.tsv",
+        table3="results/tables/table3_search_hours.tsv",
+        table3_html=report(
+            "results/tables/table3_search_hours.html",
             caption="../report/table3.rst",
             category="Tables",
         ),
         table3_md="results/tables/table3_search_hours.md",
         table3_tex="results/tables/table3_search_hours.tex",
-        ablation=report(
-            "results/tables/table_ablation.tsv",
+        ablation="results/tables/table_ablation.tsv",
+        ablation_html=report(
+            "results/tables/table_ablation.html",
             caption="../report/table_ablation.rst",
             category="Tables",
         ),
         ablation_md="results/tables/table_ablation.md",
         ablation_tex="results/tables/table_ablation.tex",
-        paired=report(
-            "results/tables/paired_main_random.tsv",
+        activation="results/tables/table_activation.tsv",
+        activation_html=report(
+            "results/tables/table_activation.html",
+            caption="../report/table_activation.rst",
+            category="Tables",
+        ),
+        activation_md="results/tables/table_activation.md",
+        activation_tex="results/tables/table_activation.tex",
+        activation_trials="results/tables/table_activation_trials.tsv",
+        activation_trials_html=report(
+            "results/tables/table_activation_trials.html",
+            caption="../report/table_activation_trials.rst",
+            category="Tables",
+        ),
+        dice_time="results/tables/table_dice_time.tsv",
+        dice_time_html=report(
+            "results/tables/table_dice_time.html",
+            caption="../report/table_dice_time.rst",
+            category="Tables",
+        ),
+        dice_time_md="results/tables/table_dice_time.md",
+        dice_time_tex="results/tables/table_dice_time.tex",
+        paired="results/tables/paired_main_random.tsv",
+        paired_html=report(
+            "results/tables/paired_main_random.html",
             caption="../report/paired.rst",
             category="Tables",
         ),
         paired_md="results/tables/paired_main_random.md",
         paired_tex="results/tables/paired_main_random.tex",
-        paired_trials=report(
-            "results/tables/paired_main_random_trials.tsv",
+        paired_trials="results/tables/paired_main_random_trials.tsv",
+        paired_trials_html=report(
+            "results/tables/paired_main_random_trials.html",
             caption="../report/paired_trials.rst",
             category="Tables",
         ),

@@ -1,4 +1,5 @@
-"""Rule tables: Table 2, Table 3, the ablation table and the paired main-vs-random comparison."""
+"""Rule tables: Table 2, Table 3, the ablation and block-activation tables, Dice:time and the
+paired main-vs-random comparison."""
 
 import sys
 
@@ -13,5 +14,5 @@ from bractivate.report import tables_job  # noqa: E402
 tables_job(
     train=snakemake.input.train, baselines=snakemake.input.baselines,
     ablation=snakemake.input.ablation, histories=snakemake.input.histories,
-    outputs=dict(snakemake.output.items()),
+    outputs=dict(snakemake.output.items()), all_train=snakemake.input.all_train,
 )

@@ -37,3 +37,14 @@ def blob_dataset(n: int = 32, size: int = 64, seed: int = 0) -> Dataset:
 @pytest.fixture(scope="session")
 def blobs() -> Dataset:
     return blob_dataset()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole DAG of presets/tiny.yaml in a copy of the workflow, once per session: the
+    end-to-end tests and the browser test of its report read the same run."""
+    from test_workflow import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    snakemake("--cores", "2", "--configfile", "presets/tiny.yaml", cwd=work, timeout=1500)
+    return work

@@ -1,17 +1,32 @@
-"""Every figure draws from fake stage outputs into a real PNG and PDF."""
+"""Every figure draws from fake stage outputs into a real PNG and PDF whose text lies inside
+it and does not overlap."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
-from bractivate.figures import DEPTH_STUDY, FIGURE_JOBS, LOSS_STUDY, figure_job, search_trace_figure
-from bractivate.report import load_histories
+import bractivate.figures as figures
+from bractivate.figures import (DEPTH_STUDY, FIGURE_JOBS, LOSS_STUDY, figure_job, layout_problems,
+                                search_trace_figure)
+from bractivate.report import dice_time, load_histories, load_train_metrics, table_dice_time
 from test_report import write_stage_outputs
 
 STYLE = {"dpi": 100, "style": "whitegrid"}
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGURED_DPI = yaml.safe_load((ROOT / "config.yaml").read_text())["figures"]["dpi"]
+
+
+@pytest.fixture(autouse=True)
+def strict_layout(monkeypatch):
+    """Every figure these tests draw fails on clipped or overlapping text."""
+    monkeypatch.setattr(figures, "STRICT_LAYOUT", True)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +67,63 @@ def check_figure(png, pdf) -> None:
     assert (pixels < 250).mean() > 0.02, png
     with open(pdf, "rb") as fh:
         assert fh.read(5) == b"%PDF-"
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    """One data set, one trial: the demo's and the tiny preset's shape (narrowest figures)."""
+    root = tmp_path_factory.mktemp("one")
+    return root, write_stage_outputs(root, datasets=("lungs",), trials=(1,), seed=1)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURE_JOBS))
+def test_one_trial_figures_keep_their_text_inside(name, one_run, tmp_path):
+    _, paths = one_run
+    out = [tmp_path / f"{name}.png"]
+    assert figure_job(name, _inputs(name, paths), out, {"dpi": CONFIGURED_DPI, "style": "whitegrid"}) == out
+
+
+def test_layout_check_finds_clipped_legends_titles_and_overlaps(tmp_path):
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+    ax.plot([0, 1], [0, 1], label="a line with a long label")
+    fig.legend(loc="center left", bbox_to_anchor=(0.8, 0.5))  # hangs past the right edge
+    ax.set_title("a title far too long to fit in a figure three inches wide, cut off")
+    assert layout_problems(fig, 100) == [
+        "figure legend 0 is clipped by the figure's edge",
+        "title 'a title far too long to fit in a figure three inches wide, cut off' is clipped by "
+        "the figure's edge"]
+    with pytest.raises(ValueError, match="2 layout problem"):
+        figures.save_figure(fig, [tmp_path / "bad.png"], 100)
+    assert not (tmp_path / "bad.png").exists()
+    fig, axes = plt.subplots(1, 2, figsize=(2, 2), layout=None)
+    axes[0].set_ylabel("left")
+    axes[1].set_ylabel("a label between the panels")
+    axes[1].set_xticks([0, 1], ["first tick label", "second tick label"])
+    problems = layout_problems(fig, 100)
+    plt.close(fig)
+    assert "tick label 'first tick label' of 'axes' overlaps tick label 'second tick label' of 'axes'" in problems
+    assert any(p.endswith("overlaps axis label 'a label between the panels'") for p in problems)
+
+
+def test_fig5_bars_are_the_dice_time_table(stage, tmp_path, monkeypatch):
+    _, paths = stage
+    inputs = _inputs("fig5", paths)
+    drawn = {}
+    save = figures.save_figure
+
+    def keep(fig, out, dpi):
+        drawn["ratios"] = [[bar.get_height() for bar in row[2].patches] for row in
+                           np.reshape(fig.axes[:6], (2, 3))]
+        drawn["title"] = fig._suptitle.get_text()
+        return save(fig, out, dpi)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    figure_job("fig5", inputs, [tmp_path / "fig5.png"], STYLE)
+    table = table_dice_time(dice_time(load_train_metrics(inputs["metrics"]))).tidy
+    for ratios, dataset in zip(drawn["ratios"], ["lungs", "em_cells"]):
+        expected = table.set_index(["dataset", "experiment"]).loc[dataset].loc[list(DEPTH_STUDY)]
+        np.testing.assert_allclose(ratios, expected["dice_time_mean"], rtol=1e-12)
+    assert drawn["title"] == "seconds per epoch: Keras backend torch, device cpu"
 
 
 @pytest.mark.parametrize("name", sorted(FIGURE_JOBS))

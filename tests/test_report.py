@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import statistics
@@ -14,8 +15,9 @@ import pytest
 
 from bractivate.genome import block_names, random_genome
 from bractivate.report import (
-    HISTORY_LAYOUT, fmt_mean_std, fmt_sci, latex_escape, load_histories, load_search_hours,
-    load_train_metrics, paired_comparison, paired_trials, path_fields, tables_job,
+    HISTORY_LAYOUT, activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
+    load_histories, load_search_hours, load_train_metrics, paired_comparison, paired_trials,
+    path_fields, tables_job,
 )
 
 DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
@@ -51,6 +53,12 @@ def _history(path: Path, rng, fail_first: bool) -> str:
 
 
 KINDS = ("train", "best", "history", "ablation", "activations", "baselines")
+ABLATION_MODELS = ("intact", "zeroed", "retrained")
+
+
+def block_levels(depth: int) -> list[int]:
+    """The resolution level of each block of ``block_names(depth)`` (0 is the input's)."""
+    return list(range(depth)) + [depth] + list(reversed(range(depth)))
 
 
 def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int = 0) -> dict[str, list[str]]:
@@ -80,7 +88,8 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
                     "dataset": dataset, "experiment": experiment, "trial": trial, "genome_hash": genome.hash,
                     "seed": trial, "test_dice": float(rng.uniform(0.6, 0.95)), "test_bcl": 0.3,
                     "val_dice": 0.8, "val_bcl": 0.3, "params": params, "epochs": 20, "best_epoch": 12,
-                    "seconds_per_epoch": float(rng.uniform(0.5, 5)), "n_test": 8}))
+                    "seconds_per_epoch": float(rng.uniform(0.5, 5)), "n_test": 8,
+                    "keras_backend": "torch", "device": "cpu"}))
         for model in BASELINES:
             for trial in trials:
                 metrics = results / "baselines" / dataset / model / f"trial{trial}" / "metrics.json"
@@ -92,19 +101,26 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
         for trial in trials:
             run = results / "ablation" / dataset / f"trial{trial}"
             block = "dec1" if trial < 3 else "mid"
+            blocks = block_names(2 + trial % 2)  # depths 3, 2, 3: some blocks in two trials only
             intact = float(rng.uniform(0.8, 0.95))
+            activations = {model: {b: float(rng.uniform(0.1, 2)) for b in blocks} for model in ABLATION_MODELS}
             out["ablation"].append(_json(run / "metrics.json", {
                 "dataset": dataset, "trial": trial, "experiment": "main", "genome_hash": f"{trial:016x}",
                 "block": block, "block_activity": 1.5, "edges": [{"src": "enc0", "dst": block, "op": "add"}],
                 "intact_dice": intact, "zeroed_dice": intact - float(rng.uniform(0, 0.3)),
                 "retrained_dice": intact - float(rng.uniform(-0.05, 0.1)),
-                "params_intact": 50000, "params_retrained": 48000}))
+                "params_intact": 50000, "params_retrained": 48000, "blocks": blocks,
+                "mean_abs_activation": activations}))
             with h5py.File(run / "activations.h5", "w") as h5:
                 h5["images"] = rng.uniform(0, 1, (4, 32, 32, 1)).astype("float32")
                 h5["masks"] = (rng.uniform(0, 1, (4, 32, 32, 1)) > 0.5).astype("float32")
-                h5["intact"] = rng.normal(0, 1, (4, 16, 16, 6)).astype("float32")
-                h5["zeroed"] = rng.normal(0, 0.5, (4, 16, 16, 6)).astype("float32")
-                h5.attrs.update(block=block, layer=f"{block}_conv2")
+                for model in ABLATION_MODELS:
+                    for level, name in zip(block_levels(len(blocks) // 2), blocks):
+                        if model == "retrained" and name == block:
+                            continue  # a model without one of the blocks
+                        size = 32 // 2**level
+                        h5[f"maps/{model}/{name}"] = rng.uniform(0, 2, (4, size, size)).astype("float32")
+                h5.attrs.update(block=block, layer="conv2", blocks=",".join(blocks))
                 h5.create_group("activity").attrs.update({"enc0": 0.2, block: 1.5})
             out["activations"].append(str(run / "activations.h5"))
     return out
@@ -112,12 +128,14 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
 
 def table_outputs(root: Path) -> dict[str, str]:
     names = {"table2": "table2_dice", "table3": "table3_search_hours", "ablation": "table_ablation",
-             "paired": "paired_main_random"}
+             "activation": "table_activation", "dice_time": "table_dice_time", "paired": "paired_main_random"}
     outputs = {}
     for key, name in names.items():
-        for suffix, ext in (("", "tsv"), ("_md", "md"), ("_tex", "tex")):
+        for suffix, ext in (("", "tsv"), ("_md", "md"), ("_tex", "tex"), ("_html", "html")):
             outputs[key + suffix] = str(root / "results" / "tables" / f"{name}.{ext}")
     outputs["paired_trials"] = str(root / "results" / "tables" / "paired_main_random_trials.tsv")
+    outputs["activation_trials"] = str(root / "results" / "tables" / "table_activation_trials.tsv")
+    outputs["activation_trials_html"] = str(root / "results" / "tables" / "table_activation_trials.html")
     return outputs
 
 
@@ -132,7 +150,7 @@ def written(stage):
     root, paths = stage
     outputs = table_outputs(root)
     tables_job(train=paths["train"], baselines=paths["baselines"], ablation=paths["ablation"],
-               histories=paths["history"], outputs=outputs)
+               histories=paths["history"], outputs=outputs, all_train=paths["train"])
     return outputs
 
 
@@ -200,6 +218,59 @@ def test_ablation_table_means_drops_and_blocks(stage, written):
         assert row["drop_retrained_mean"] == pytest.approx(statistics.mean(retrain_drops), abs=1e-12)
 
 
+def test_activation_table_averages_each_block_over_the_trials_that_have_it(stage, written):
+    _, paths = stage
+    table = _tsv(written["activation"])
+    per_trial = _tsv(written["activation_trials"])
+    for dataset in DATASETS:
+        part = table[table["dataset"] == dataset]
+        # network order of the deepest genome: encoder down, bottleneck, decoder up
+        assert list(part["block"]) == ["enc0", "enc1", "enc2", "mid", "dec2", "dec1", "dec0"]
+        assert set(part["ablated_block"]) == {"dec1, mid"}
+        rows = _metrics(paths["ablation"], dataset=dataset)
+        for row in part.to_dict("records"):
+            having = [r for r in rows if row["block"] in r["blocks"]]
+            assert row["n"] == len(having) == (2 if row["block"] == "enc2" or row["block"] == "dec2" else 3)
+            for model in ABLATION_MODELS:
+                values = [r["mean_abs_activation"][model][row["block"]] for r in having]
+                assert row[f"{model}_mean"] == pytest.approx(statistics.mean(values), abs=1e-12)
+                assert row[f"{model}_std"] == pytest.approx(statistics.stdev(values), abs=1e-12)
+            ratios = [r["mean_abs_activation"]["zeroed"][row["block"]]
+                      / r["mean_abs_activation"]["intact"][row["block"]] for r in having]
+            assert row["zeroed_ratio_mean"] == pytest.approx(statistics.mean(ratios), abs=1e-12)
+        # the rows behind the table: one per trial, model and block, with the model's test Dice
+        trials = per_trial[per_trial["dataset"] == dataset]
+        assert len(trials) == sum(3 * len(r["blocks"]) for r in rows)
+        first = trials[(trials["trial"] == 1) & (trials["model"] == "zeroed")]
+        assert list(first["block"]) == ["enc0", "enc1", "enc2", "mid", "dec2", "dec1", "dec0"]
+        assert set(first["test_dice"]) == {_metrics(paths["ablation"], dataset=dataset, trial=1)[0]["zeroed_dice"]}
+
+
+def test_dice_time_ratio_is_dice_over_seconds_per_trial(stage, written):
+    _, paths = stage
+    table = _tsv(written["dice_time"])
+    assert len(table) == len(DATASETS) * len(EXPERIMENTS)
+    for row in table.to_dict("records"):
+        rows = _metrics(paths["train"], dataset=row["dataset"], experiment=row["experiment"])
+        ratios = [r["test_dice"] / r["seconds_per_epoch"] for r in rows]
+        assert row["n"] == 3
+        assert row["dice_time_mean"] == pytest.approx(statistics.mean(ratios), rel=1e-12)
+        assert row["dice_time_std"] == pytest.approx(statistics.stdev(ratios), rel=1e-12)
+        assert row["seconds_mean"] == pytest.approx(statistics.mean(r["seconds_per_epoch"] for r in rows))
+        assert (row["keras_backend"], row["device"]) == ("torch", "cpu")
+    md = Path(written["dice_time_md"]).read_text()
+    assert "| Dice:time (1/s) |" in md and "| torch | cpu |" in md
+
+
+def test_activation_table_names_old_ablation_outputs(stage, tmp_path):
+    _, paths = stage
+    record = json.loads(Path(paths["ablation"][0]).read_text())
+    del record["mean_abs_activation"]
+    old = _json(tmp_path / "results/ablation/lungs/trial1/metrics.json", record)
+    with pytest.raises(ValueError, match=r"data set 'lungs', trial 1: no 'mean_abs_activation'"):
+        activation_blocks(load_ablation_metrics([old]))
+
+
 def test_paired_comparison_differences_and_t_test(stage, written):
     _, paths = stage
     trials = _tsv(written["paired_trials"])
@@ -226,15 +297,17 @@ def test_paired_comparison_differences_and_t_test(stage, written):
 
 
 def test_markdown_latex_and_tsv_agree(written):
-    for key in ("table2", "table3", "ablation", "paired"):
+    for key in ("table2", "table3", "ablation", "activation", "dice_time", "paired"):
         tidy = _tsv(written[key])
         md = Path(written[f"{key}_md"]).read_text()
         tex = Path(written[f"{key}_tex"]).read_text()
+        page = Path(written[f"{key}_html"]).read_text()
         cells = [c for c in tidy.columns if c == "cell" or c.endswith("_cell")]
         assert cells, key
         for value in tidy[cells].to_numpy().ravel():
             assert f"| {value} |" in md or f" {value} |" in md
             assert latex_escape(value) in tex
+            assert f"<td>{html.escape(value)}</td>" in page
         for dataset in DATASETS:
             assert dataset in md and latex_escape(dataset) in tex
         assert "±" in md and "±" not in tex and r"$\pm$" in tex

@@ -124,14 +124,6 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert done.returncode != 0 and "'three' is not of type 'integer'" in done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The whole DAG of presets/tiny.yaml in a copy of the workflow."""
-    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    snakemake("--cores", "2", "--configfile", "presets/tiny.yaml", cwd=work, timeout=1500)
-    return work
-
-
 @pytest.mark.e2e
 def test_tiny_preset_runs_end_to_end(tiny_run):
     work = tiny_run
@@ -160,7 +152,8 @@ def test_tiny_preset_runs_end_to_end(tiny_run):
     assert "KERAS_BACKEND='torch'" in (work / "logs/search/lungs/main/trial1.log").read_text()
     assert "KERAS_BACKEND='torch'" in (work / "logs/baseline/lungs/nasunet/trial1.log").read_text()
     assert "KERAS_BACKEND='tensorflow'" in (work / "logs/baseline/lungs/unet/trial1.log").read_text()
-    for name in ("table2_dice", "table3_search_hours", "table_ablation", "paired_main_random"):
+    for name in ("table2_dice", "table3_search_hours", "table_ablation", "table_activation",
+                 "table_dice_time", "paired_main_random"):
         for ext in ("tsv", "md", "tex"):
             assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
     table2 = pd.read_csv(work / "results/tables/table2_dice.tsv", sep="\t")
