@@ -110,20 +110,20 @@ def real_nuclei(tmp_path_factory) -> Path:
 
 
 def test_trained_model_beats_otsu_on_real_nuclei(real_nuclei, tmp_path):
+    (tmp_path / "wf").mkdir()
     work = copy_workflow(tmp_path / "wf")
-    # The demo's search and training settings on the real tiles, searched once and trained in full.
-    config = {
-        "image_size": TILE,
-        "datasets": {"nuclei": {"format": "dsb2018", "source": "path", "path": str(real_nuclei)}},
-        "experiments": {"main": {}},
-    }
+    # The demo's search and training settings on the real tiles, at their own size.
+    config = yaml.safe_load((work / "presets" / "demo.yaml").read_text())
+    config.update(image_size=TILE,
+                  datasets={"nuclei": {"format": "dsb2018", "source": "path", "path": str(real_nuclei)}})
     (work / "real.yaml").write_text(yaml.safe_dump(config))
     target = "results/train/nuclei/main/trial1/metrics.json"
-    snakemake(target, "--cores", "2", "--configfile", "presets/demo.yaml", "real.yaml", cwd=work, timeout=1500)
+    snakemake(target, "--cores", "2", "--configfile", "real.yaml", cwd=work, timeout=1500)
     metrics = json.loads((work / target).read_text())
     data = load_dataset(work / "resources" / "nuclei.h5")
     x, y = data.split("test")
     assert metrics["n_test"] == len(x) == 3
     otsu = otsu_dice(x, y)
-    # Measured: Otsu 0.672 on these three tiles.
+    # Measured: the trained model 0.919, Otsu 0.673 on these three tiles (before the statistics
+    # were re-estimated, the same workflow scored 0.121).
     assert metrics["test_dice"] >= otsu + 0.05, (metrics["test_dice"], otsu)
