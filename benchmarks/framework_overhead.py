@@ -50,7 +50,8 @@ class PlainUNet(nn.Module):
         self.enc = nn.ModuleList(block(1 if i == 0 else widths[f"enc{i - 1}"], widths[f"enc{i}"]) for i in range(depth))
         self.mid = block(widths[f"enc{depth - 1}"], widths["mid"])
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths["mid"] if i == depth - 1 else widths[f"dec{i + 1}"], widths[f"dec{i}"], 2, stride=2)
+            nn.ConvTranspose2d(widths["mid"] if i == depth - 1 else widths[f"dec{i + 1}"], widths[f"dec{i}"], 2,
+                               stride=2)
             for i in range(depth))
         self.dec = nn.ModuleList(block(widths[f"dec{i}"] + widths[f"enc{i}"], widths[f"dec{i}"]) for i in range(depth))
         self.head = nn.Conv2d(widths["dec0"], 1, 1)

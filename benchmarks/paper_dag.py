@@ -14,7 +14,6 @@ benchmarks/gpu_run.sh; without it sharing gains nothing). Prints one JSON line p
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import re
 import subprocess
@@ -110,7 +109,8 @@ def job_cost(job: Job, machine: dict) -> float:
     if job.rule == "baseline":
         # assumed: up to 1e7 parameters an epoch costs what the plain UNet's does (a small model
         # leaves the GPU idle); beyond, it grows with the parameters
-        return machine["job_start"] + FULL_EPOCHS * epoch * max(1.0, BASELINE_PARAMS.get(job.wildcards.get("model"), 1e7) / 1e7)
+        size = BASELINE_PARAMS.get(job.wildcards.get("model"), 1e7) / 1e7
+        return machine["job_start"] + FULL_EPOCHS * epoch * max(1.0, size)
     return ASSUMED["cpu_job"] if job.rule != "all" else 0.0
 
 

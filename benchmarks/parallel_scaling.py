@@ -41,7 +41,8 @@ def main() -> None:
         work = Path(tmp)
         for name in FILES:
             (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, work / name)
-        subprocess.run([SNAKEMAKE, "--cores", "2", "--configfile", "presets/demo.yaml", "--", f"resources/{args.dataset}.h5"],
+        subprocess.run([SNAKEMAKE, "--cores", "2", "--configfile", "presets/demo.yaml", "--",
+                        f"resources/{args.dataset}.h5"],
                        cwd=work, check=True, capture_output=True)
         targets = [f"results/search/{args.dataset}/{args.experiment}/trial{t}/best_genome.json" for t in (1, 2)]
         seconds, jobs = {}, {}

@@ -15,7 +15,8 @@ MIN_SIZE = 4
 CONV_KINDS = ("conv1", "conv2", "deconv")
 
 
-def block_sizes(genome: Genome, input_shape: tuple[int, int, int], min_size: int = MIN_SIZE) -> dict[str, tuple[int, int]]:
+def block_sizes(genome: Genome, input_shape: tuple[int, int, int],
+                min_size: int = MIN_SIZE) -> dict[str, tuple[int, int]]:
     """Spatial size of each block's feature maps.
 
     A 2×2 max-pool precedes every encoder block after the first and the bottleneck, unless the

@@ -4,7 +4,6 @@ calls the package and writes its outputs atomically."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import keras
 import pandas as pd

@@ -59,7 +59,6 @@ def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, 
 
     Every argument is checked before the model is loaded: see :func:`plan_outputs`.
     """
-    import keras
     from PIL import Image
     from skimage.transform import resize
 

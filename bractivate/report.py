@@ -562,8 +562,9 @@ def write_report_table(table: ReportTable, tsv, md, tex, html=None) -> None:
 def tables_job(*, train, baselines, ablation, histories, outputs, all_train=None) -> dict[str, ReportTable]:
     """Rule ``tables``: load the stage outputs, build every table, write them to ``outputs``
     (``<name>``, ``<name>_md``, ``<name>_tex`` and, where asked for, ``<name>_html`` per
-    table; ``paired_trials`` and ``activation_trials``, each with its ``_html`` where asked for). ``all_train``: the train metrics of every experiment,
-    for the Dice:time table (``train``'s where not given)."""
+    table; ``paired_trials`` and ``activation_trials``, each with its ``_html`` where asked
+    for). ``all_train``: the train metrics of every experiment, for the Dice:time table
+    (``train``'s where not given)."""
     train_frame = load_train_metrics(train)
     ablation_frame = load_ablation_metrics(ablation)
     blocks = activation_blocks(ablation_frame)

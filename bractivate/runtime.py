@@ -35,7 +35,7 @@ def detect_gpus() -> list[int]:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [i for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
+    return [i for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
 
 def acquire_gpu(ids: list[int], lock_dir: str | os.PathLike, timeout: float = 3600.0, poll: float = 1.0,

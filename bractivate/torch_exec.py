@@ -113,7 +113,8 @@ def _translate(layer):
         size, stride = tuple(layer.pool_size), tuple(layer.strides)
         return lambda inputs, training: F.max_pool2d(inputs[0], size, stride)
     if kind == "Resizing":
-        if layer.interpolation != "bilinear" or layer.crop_to_aspect_ratio or getattr(layer, "pad_to_aspect_ratio", False):
+        padded = getattr(layer, "pad_to_aspect_ratio", False)
+        if layer.interpolation != "bilinear" or layer.crop_to_aspect_ratio or padded:
             raise _unsupported(layer, "expected bilinear interpolation without crop or pad")
         size = (int(layer.height), int(layer.width))
         # Keras's torch backend resizes with exactly these arguments

@@ -107,7 +107,8 @@ class SearchSettings:
             raise ValueError(f"search.seed: expected an integer >= 0, got {self.seed}")
         for key, most in (("depth_range", MAX_DEPTH), ("filter_range", MAX_FILTERS)):
             if max(getattr(self, key)) > most:
-                raise ValueError(f"search.{key} = {list(getattr(self, key))}; expected values <= {most} (bractivate.genome)")
+                raise ValueError(f"search.{key} = {list(getattr(self, key))}; "
+                                 f"expected values <= {most} (bractivate.genome)")
         for key in ("population", "evaluations", "epochs", "batch_size", "max_new_edges", "min_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"search.{key} must be >= 1, got {getattr(self, key)}")

@@ -10,7 +10,6 @@ sys.path.insert(0, __file__.rsplit("/", 2)[0])  # this checkout's package, not a
 from conftest import blob_dataset  # noqa: E402
 
 from bractivate.search import run_search  # noqa: E402
-from bractivate.train import SearchSettings  # noqa: E402
 
 from test_search import tiny_settings  # noqa: E402
 

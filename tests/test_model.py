@@ -69,7 +69,10 @@ def test_flops_count_of_a_one_block_unet():
     n, s = 4, 8
     model = build_model(Genome(1, n, tuple(unet_skip_edges(1))), (s, s, 1))
     m = round(n * 1.5)
-    conv = lambda hw, cin, cout, k=3: 2 * hw * hw * k * k * cin * cout
+
+    def conv(hw, cin, cout, k=3):
+        return 2 * hw * hw * k * k * cin * cout
+
     expected = (conv(s, 1, n) + conv(s, n, n) + conv(s // 2, n, m) + conv(s // 2, m, m)
                 + 2 * (s // 2) ** 2 * 4 * m * n + conv(s, 2 * n, n) + conv(s, n, n) + conv(s, n, 1, 1))
     assert model_flops(model) == expected

@@ -98,7 +98,8 @@ def _synthetic_entry(where: str, value) -> dict:
     size = out["size"]
     if not (isinstance(size, list) and len(size) == 2 and all(
             isinstance(s, int) and not isinstance(s, bool) and 16 <= s <= MAX_SYNTHETIC_SIDE for s in size)):
-        raise ValueError(f"{where}.size: expected [height, width], integers in [16, {MAX_SYNTHETIC_SIDE}], got {size!r}")
+        raise ValueError(f"{where}.size: expected [height, width], integers in [16, {MAX_SYNTHETIC_SIDE}], "
+                         f"got {size!r}")
     return out
 
 
@@ -164,7 +165,8 @@ def check_split(split: Mapping[str, float]) -> dict[str, float]:
 
 def check_image_size(image_size, where: str = "image_size") -> int:
     """An integer side in [2, MAX_IMAGE_SIZE], or a one-line error naming ``where``."""
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not 2 <= image_size <= MAX_IMAGE_SIZE:
+    integer = isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool)
+    if not integer or not 2 <= image_size <= MAX_IMAGE_SIZE:
         raise ValueError(f"{where}: expected an integer in [2, {MAX_IMAGE_SIZE}], got {image_size!r}")
     return int(image_size)
 
