@@ -11,6 +11,9 @@ configfile: "config.yaml"
 
 # A --configfile or --config that names `datasets` replaces config.yaml's data sets instead of
 # merging into them, so a preset or a user's own data never drags in the paper's downloads.
+# Private API of Snakemake (pinned 9.27.1): `overwrite_config` holds what the command line gave.
+# If an upgrade renames it, parsing fails here with an AttributeError, and
+# tests/test_workflow.py::test_a_preset_replaces_the_data_sets says so.
 if "datasets" in workflow.config_settings.overwrite_config:
     config["datasets"] = workflow.config_settings.overwrite_config["datasets"]
 

@@ -272,6 +272,9 @@ def _build_loss(model: keras.Model) -> None:
     """Build the compiled loss from the output's known shape. Otherwise ``fit`` runs the whole
     model symbolically to learn that shape, which costs ~0.4 s per model on the PyTorch
     backend (half of a demo evaluation's overhead, docs/benchmarks.md)."""
+    # Private API of Keras (pinned 3.15.1): if ``_compile_loss`` goes, this silently does nothing
+    # and fit pays the symbolic pass again; tests/test_model.py::test_compiled_loss_is_built_from_the_output_shape
+    # fails loudly instead.
     loss = getattr(model, "_compile_loss", None)
     if loss is not None and not loss.built and len(model.outputs) == 1:
         output = model.outputs[0]

@@ -128,3 +128,15 @@ def test_mixed_precision_keeps_the_head_and_the_loss_in_float32(blobs):
         use_precision("float32")
     with pytest.raises(ValueError, match="precision 'half' not in"):
         use_precision("half")
+
+
+def test_compiled_loss_is_built_from_the_output_shape():
+    # bractivate.train._build_loss relies on Keras' private ``Model._compile_loss``: this fails
+    # when a Keras upgrade changes it, instead of fit silently tracing every model once more.
+    from bractivate.train import _build_loss
+
+    model = build_model(Genome(1, 2, tuple(unet_skip_edges(1))), (8, 8, 1))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    assert hasattr(model, "_compile_loss") and not model._compile_loss.built
+    _build_loss(model)
+    assert model._compile_loss.built

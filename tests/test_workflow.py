@@ -61,6 +61,17 @@ def test_snakefmt_is_clean():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_preset_replaces_the_data_sets():
+    # The Snakefile reads Snakemake's private ``workflow.config_settings.overwrite_config``.
+    from snakemake.settings.types import ConfigSettings
+
+    settings = ConfigSettings(configfiles=[ROOT / "presets" / "tiny.yaml"])
+    assert set(getattr(settings, "overwrite_config", {}).get("datasets", {})) == {"lungs"}, \
+        "Snakemake's ConfigSettings.overwrite_config changed: see the Snakefile"
+    counts = job_counts(snakemake("-n", "--quiet", "rules", "--configfile", "presets/tiny.yaml").stdout)
+    assert counts["preprocess"] == 1  # lungs only: the paper's em and nuclei downloads are gone
+
+
 def test_ruff_is_clean():
     done = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
