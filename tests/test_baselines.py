@@ -16,6 +16,7 @@ from bractivate.baselines import (
     scale_filters,
     wide_unet_factor,
 )
+from bractivate.batchnorm import batchnorm_layers
 
 TINY = 0.125
 
@@ -88,6 +89,8 @@ def test_collection_baselines_use_batch_norm(name, batch_norms):
     norms = [layer for layer in model.layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == batch_norms
+    # ... and the per-epoch re-estimation of their statistics finds them all.
+    assert len(batchnorm_layers(model)) == batch_norms
     # A convolution feeding a batch norm has no bias, beta takes its place; not checked in
     # R2-UNet, whose recurrent blocks (RR_CONV) the library builds with a bias all the same.
     for norm in norms:
