@@ -72,8 +72,10 @@ def _unet_plus_plus(input_shape, filters, name: str) -> keras.Model:
     The library's own ``unet_plus_2d`` (0.1.13, ``_model_unet_plus_2d.py``) calls
     ``UNET_right(..., concat=False)`` for every nested node, and ``UNET_right`` only concatenates
     its skip inputs when ``concat=True``: every skip is dropped and the model is an
-    encoder-decoder without any skip connection. So the nested nodes are wired here.
+    encoder-decoder without any skip connection. So the nested nodes are wired here
+    (docs/baselines.md, "UNet++").
     """
+    # Imported here, like the models below: the library imports tensorflow.keras.
     from keras_unet_collection.layer_utils import CONV_output, CONV_stack
     from keras_unet_collection._model_unet_2d import UNET_left, UNET_right
 
