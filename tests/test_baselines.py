@@ -16,6 +16,7 @@ from bractivate.baselines import (
     scale_filters,
     wide_unet_factor,
 )
+from bractivate.batchnorm import batchnorm_layers
 
 TINY = 0.125
 
@@ -42,10 +43,60 @@ def test_tiny_baseline_predicts_probabilities_and_trains_one_step(name, blobs):
     assert np.isfinite(loss)
 
 
-@pytest.mark.parametrize("name", ["unet", "unetpp"])
+# The widths of FILTERS were chosen to land within 2 % of Table 2 (docs/baselines.md).
+@pytest.mark.parametrize("name", ["unet", "unetpp", "attunet", "r2unet"])
 def test_full_width_parameter_count_near_the_paper(name):
     measured = count_params(build_baseline(name))
-    assert measured == pytest.approx(PAPER_PARAMS[name]["lungs"], rel=0.15)
+    assert measured == pytest.approx(PAPER_PARAMS[name]["lungs"], rel=0.02)
+
+
+def _producer(tensor) -> str:
+    return tensor._keras_history.operation.name
+
+
+def test_unetpp_wires_every_nested_node():
+    """Node X^{i,j} concatenates the up-sampled X^{i+1,j-1} with X^{i,0}, ..., X^{i,j-1}
+    (Zhou et al. 2018); keras-unet-collection's unet_plus_2d concatenates nothing."""
+    model = build_baseline("unetpp", (32, 32, 1), width_scale=0.0625)
+    depth = len(FILTERS["unetpp"])
+    layers = {layer.name: layer for layer in model.layers}
+
+    def node(i, j):  # the name of the layer whose output is X^{i,j}
+        if j == 0:
+            return "unetpp_down0_1_activation" if i == 0 else f"unetpp_down{i}_conv_1_activation"
+        return f"unetpp_x{i}_{j}_conv_after_concat_1_activation"
+
+    nested = [(i, j) for j in range(1, depth) for i in range(depth - j)]
+    assert len(nested) == depth * (depth - 1) // 2 == 10
+    concatenations = [layer for layer in model.layers
+                      if isinstance(layer, keras.layers.Concatenate)]
+    assert sorted(layer.name for layer in concatenations) == sorted(
+        f"unetpp_x{i}_{j}_concat" for i, j in nested)
+    for i, j in nested:
+        assert _producer(layers[f"unetpp_x{i}_{j}_decode_unpool"].input) == node(i + 1, j - 1)
+        inputs = [_producer(t) for t in layers[f"unetpp_x{i}_{j}_concat"].input]
+        assert inputs == [f"unetpp_x{i}_{j}_conv_before_concat_0_activation"] + [
+            node(i, k) for k in range(j)], (i, j)
+    assert _producer(layers["unetpp_output"].input) == node(0, depth - 1)
+
+
+# Every convolution of the library's conv stacks is followed by batch norm: all but the 1x1
+# output head, and in Attention UNet the attention gates' 1x1 convolutions (4 gates x 3).
+@pytest.mark.parametrize("name, batch_norms", [("unet", 22), ("unetpp", 40), ("attunet", 18),
+                                                ("r2unet", 58), ("wideunet", 22)])
+def test_collection_baselines_use_batch_norm(name, batch_norms):
+    model = build_baseline(name, (32, 32, 1), width_scale=0.0625)
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == batch_norms
+    # ... and the per-epoch re-estimation of their statistics finds them all.
+    assert len(batchnorm_layers(model)) == batch_norms
+    # A convolution feeding a batch norm has no bias, beta takes its place; not checked in
+    # R2-UNet, whose recurrent blocks (RR_CONV) the library builds with a bias all the same.
+    for norm in norms:
+        convolution = norm.input._keras_history.operation
+        assert isinstance(convolution, keras.layers.Conv2D), norm.name
+        assert name == "r2unet" or not convolution.use_bias, convolution.name
 
 
 @pytest.mark.parametrize("width_scale", [TINY, 1.0])

@@ -1,5 +1,6 @@
-"""Baseline models of the paper's Table 2 (SPEC §11): UNet, UNet++, Attention UNet and R2-UNet
-from keras-unet-collection, Wide UNet, and our Keras port of NAS-UNet."""
+"""Baseline models of the paper's Table 2 (paper §4.8): UNet, Attention UNet and R2-UNet from
+keras-unet-collection, UNet++ wired from that library's blocks, Wide UNet, and our Keras port of
+NAS-UNet (docs/baselines.md)."""
 
 from bractivate.baselines.collection import (
     BASELINES,

@@ -1,12 +1,17 @@
-"""The baseline models of Table 2 (SPEC §11), built for binary segmentation.
+"""The baseline models of Table 2 (paper §4.8), built for binary segmentation.
 
-UNet, UNet++, Attention UNet and R2-UNet come from ``keras_unet_collection.models`` with the
-library's defaults (two 3x3 convolutions a level, ReLU, max pooling, bilinear up-sampling, no
-batch norm) and one sigmoid output channel; Keras' default Glorot-uniform initialisation is the
-paper's Xavier initialisation. Their filter counts are chosen so that the parameter counts land
-near the paper's (docs/baselines.md gives the measured counts). Wide UNet is the UNet widened by
-a searched factor until its parameter count matches UNet++ (Zhou et al. 2018). NAS-UNet is our
-own port, :mod:`bractivate.baselines.nasunet`.
+UNet, Attention UNet and R2-UNet come from ``keras_unet_collection.models``, UNet++ from that
+library's building blocks (see :func:`_unet_plus_plus` for why not from its ``unet_plus_2d``).
+All four keep the library's defaults (two 3x3 convolutions a level, ReLU, max pooling, bilinear
+up-sampling) except for batch normalisation, which they all get (``batch_norm=True``): the
+Bractivate models are built of conv-BN-ReLU blocks, and without normalisation these plain UNets
+learn nothing in the demo's ~120 optimizer steps, so the comparison would measure the
+normalisation rather than the architecture (docs/baselines.md). They end in one sigmoid output
+channel; Keras' default Glorot-uniform initialisation is the paper's Xavier initialisation.
+Their filter counts are chosen so that the parameter counts land near the paper's
+(docs/baselines.md gives the measured counts). Wide UNet is the UNet widened by a searched
+factor until its parameter count matches UNet++ (Zhou et al. 2018). NAS-UNet is our own port,
+:mod:`bractivate.baselines.nasunet`.
 
 ``keras_unet_collection`` imports ``tensorflow.keras``, so those four (and Wide UNet) need the
 TensorFlow backend; NAS-UNet builds on any backend.
@@ -27,7 +32,7 @@ BASELINES = ("unet", "unetpp", "attunet", "r2unet", "wideunet", "nasunet")
 # Filters per level at width_scale 1, base width times 2 ** level.
 FILTERS = {
     "unet": (30, 60, 120, 240, 480),
-    "unetpp": (34, 68, 136, 272, 544),
+    "unetpp": (30, 60, 120, 240, 480),
     "attunet": (64, 128, 256, 512, 1024),
     "r2unet": (62, 124, 248, 496, 992),
 }
@@ -51,17 +56,58 @@ def scale_filters(filters, width_scale: float, factor: float = 1.0) -> tuple[int
     return tuple(max(MIN_FILTERS, round(f * width_scale * factor)) for f in filters)
 
 
+# The library's conv stacks: two convolutions a block (encoder, and decoder after the
+# concatenation), each followed by batch norm and ReLU.
+STACK = {"stack_num": 2, "activation": "ReLU", "batch_norm": True}
+
+
+def _unet_plus_plus(input_shape, filters, name: str) -> keras.Model:
+    """UNet++ (Zhou et al. 2018), deep supervision off, from keras-unet-collection's blocks.
+
+    Node X^{i,0} is the encoder's level i; node X^{i,j} (j >= 1) is the library's decoder block
+    (``UNET_right``: bilinear up-sampling, one 3x3 convolution, concatenation, conv stack) of the
+    up-sampled X^{i+1,j-1} concatenated with X^{i,0}, ..., X^{i,j-1}. The output is a 1x1
+    convolution with sigmoid of X^{0,depth-1}.
+
+    The library's own ``unet_plus_2d`` (0.1.13, ``_model_unet_plus_2d.py``) calls
+    ``UNET_right(..., concat=False)`` for every nested node, and ``UNET_right`` only concatenates
+    its skip inputs when ``concat=True``: every skip is dropped and the model is an
+    encoder-decoder without any skip connection. So the nested nodes are wired here
+    (docs/baselines.md, "UNet++").
+    """
+    # Imported here, like the models below: the library imports tensorflow.keras.
+    from keras_unet_collection.layer_utils import CONV_output, CONV_stack
+    from keras_unet_collection._model_unet_2d import UNET_left, UNET_right
+
+    depth = len(filters)
+    inputs = keras.Input(tuple(input_shape))
+    nodes = [[] for _ in range(depth)]  # nodes[i][j] is X^{i,j}
+    nodes[0].append(CONV_stack(inputs, filters[0], name=f"{name}_down0", **STACK))
+    for i in range(1, depth):
+        nodes[i].append(UNET_left(nodes[i - 1][0], filters[i], pool=True,
+                                  name=f"{name}_down{i}", **STACK))
+    for j in range(1, depth):
+        for i in range(depth - j):
+            nodes[i].append(UNET_right(nodes[i + 1][j - 1], nodes[i][:j], filters[i], unpool=True,
+                                       concat=True, name=f"{name}_x{i}_{j}", **STACK))
+    output = CONV_output(nodes[0][depth - 1], 1, kernel_size=1, activation="Sigmoid",
+                         name=f"{name}_output")
+    return keras.Model(inputs, output, name=name)
+
+
 def _collection_model(architecture: str, input_shape, filters, name: str) -> keras.Model:
-    """One model of keras-unet-collection with a single sigmoid output channel; its layers and
-    the model are named after ``name``."""
+    """One model of keras-unet-collection with batch norm and a single sigmoid output channel;
+    its layers and the model are named after ``name``."""
+    if architecture == "unetpp":
+        return _unet_plus_plus(input_shape, filters, name)
     # Imported here: the library imports tensorflow.keras, which NAS-UNet on another backend
     # must not need.
     from keras_unet_collection import models
 
-    build = {"unet": models.unet_2d, "unetpp": models.unet_plus_2d,
-             "attunet": models.att_unet_2d, "r2unet": models.r2_unet_2d}[architecture]
+    build = {"unet": models.unet_2d, "attunet": models.att_unet_2d,
+             "r2unet": models.r2_unet_2d}[architecture]
     model = build(tuple(input_shape), list(filters), n_labels=1, output_activation="Sigmoid",
-                  name=name)
+                  batch_norm=True, name=name)
     # The library wraps input and output in one-element lists, a Keras 2 idiom: under Keras 3
     # every call on a bare tensor then warns that the input structure does not match, and
     # ``model.output`` is a list. The same layers re-wrapped with bare tensors avoid both.
