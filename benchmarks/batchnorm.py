@@ -7,10 +7,11 @@ with Keras' moving averages (``moving``, momentum 0.99, what the search did befo
     KERAS_BACKEND=torch python benchmarks/batchnorm.py [--task lungs|em|nuclei] [--evaluations 8]
         [--modes recalibrate moving] [--epochs 50]
 
-For each evaluation: the epochs it ran, its seconds per epoch (training steps, the statistics'
+One JSON line per evaluation as it finishes, then one per mode and a summary. For each
+evaluation: the epochs it ran, its seconds per epoch (training steps, the statistics'
 re-estimation where it runs, and validation) and the val Dice the search saw (inference mode). The
 first 20 evaluations are the search's random initial population, so the two modes train the
-same genomes from the same seeds. Prints one JSON line per mode, then a summary.
+same genomes from the same seeds.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def main() -> None:
                     defaults["batchnorm"] = saved
                 rows.append({"hash": genome.hash, "epochs": result["epochs"], "val_dice": result["val_dice"],
                              "seconds_per_epoch": result["seconds_per_epoch"], "outcome": result["outcome"]})
+                print(json.dumps({"benchmark": "batchnorm", "mode": mode, "evaluation": len(rows) - 1,
+                                  **rows[-1]}), flush=True)
                 return result
 
             start = time.perf_counter()
