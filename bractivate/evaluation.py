@@ -42,7 +42,7 @@ class SearchSettings:
     unet_skips: bool = True
     max_new_edges: int = 2
     mutation: str = "dendritic"
-    execution: str = "auto"
+    execution: str = "torch"
     precision: str = "float32"
     min_size: int = MIN_SIZE
     reevaluate: bool = False

@@ -1,6 +1,6 @@
 # Target lists, input functions and wildcard constraints shared by every stage.
 from bractivate.data import validate_entry
-from bractivate.data.preprocess import check_planned_split
+from bractivate.data.preprocess import check_planned_split, check_split
 from bractivate.outputs import (
     FIGURE_FORMATS,
     FIGURES,
@@ -13,8 +13,7 @@ from bractivate.outputs import (
 
 for _name, _entry in config["datasets"].items():
     validate_entry(_name, _entry)
-if abs(sum(config["split"].values()) - 1) > 1e-6:
-    raise ValueError(f"config split: fractions {config['split']} must sum to 1")
+check_split(config["split"])
 # A split left without a sample fails only in the search or the training: refuse it now.
 for _name, _entry in config["datasets"].items():
     check_planned_split(_name, _entry, config["split"])
