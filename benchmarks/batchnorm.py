@@ -26,11 +26,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bractivate import train
+from bractivate import evaluation, train
 from bractivate.data import prepare
 from bractivate.io import load_dataset
 from bractivate.search import run_search
-from bractivate.train import SearchSettings
 
 
 def main() -> None:
@@ -41,8 +40,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(train.BATCHNORM_MODES), choices=train.BATCHNORM_MODES)
     parser.add_argument("--execution", default="torch", choices=list(train.EXECUTIONS))
     args = parser.parse_args()
-    settings = SearchSettings(evaluations=args.evaluations, epochs=args.epochs,
-                              execution=args.execution, depth_range=(2, 5), time_measure="flops")
+    settings = evaluation.SearchSettings(evaluations=args.evaluations, epochs=args.epochs,
+                                         execution=args.execution, depth_range=(2, 5), time_measure="flops")
     entry = {"format": "synthetic", "source": "synthetic",
              "synthetic": {"task": args.task, "n": 138, "seed": 7, "size": [128, 128]}}
     summary = {}
@@ -59,7 +58,7 @@ def main() -> None:
                 defaults = train.fit.__kwdefaults__
                 saved, defaults["batchnorm"] = defaults["batchnorm"], mode
                 try:
-                    result = train.evaluate(genome, data, settings, seed)
+                    result = evaluation.evaluate(genome, data, settings, seed)
                 finally:
                     defaults["batchnorm"] = saved
                 rows.append({"hash": genome.hash, "epochs": result["epochs"], "val_dice": result["val_dice"],

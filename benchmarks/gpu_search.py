@@ -27,7 +27,8 @@ from input_pipeline import synthetic_lungs  # noqa: E402
 
 from bractivate.io import load_dataset  # noqa: E402
 from bractivate.search import run_search  # noqa: E402
-from bractivate.train import EXECUTIONS, PRECISIONS, SearchSettings  # noqa: E402
+from bractivate.evaluation import SearchSettings  # noqa: E402
+from bractivate.train import EXECUTIONS, PRECISIONS  # noqa: E402
 
 PAPER_HOURS = 0.483
 

@@ -25,9 +25,9 @@ import pandas as pd
 import yaml
 
 from bractivate.data import prepare
+from bractivate.evaluation import SearchSettings
 from bractivate.io import load_dataset
 from bractivate.search import run_search
-from bractivate.train import SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ def _yaml(text: str, where: str):
 
 def _settings(path: str | None, overrides: list[str]):
     """Search settings from a YAML file and ``--set key=value`` items, each value type-checked."""
-    from bractivate.train import SearchSettings
+    from bractivate.evaluation import SearchSettings
 
     data = {}
     if path:

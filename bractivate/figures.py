@@ -29,15 +29,14 @@ from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
 from bractivate.genome import Genome  # noqa: E402
 from bractivate.io import atomic_path  # noqa: E402
+from bractivate.outputs import DEPTH_STUDY, LOSS_STUDY  # noqa: E402
 from bractivate.report import (  # noqa: E402
-    BRACTIVATE, dice_time, fmt_sci, load_ablation_metrics, load_baseline_metrics, load_histories,
+    dice_time, fmt_sci, load_ablation_metrics, load_baseline_metrics, load_histories,
     load_search_results, load_train_metrics, model_frame, read_activations, summarise,
     with_search_settings,
 )
 
 log = logging.getLogger(__name__)
-DEPTH_STUDY = (BRACTIVATE, "deep5", "deep7")  # Fig. 5 (SPEC §9)
-LOSS_STUDY = (BRACTIVATE, "bcl")  # Fig. 9: ELS vs BCL selection
 OP_COLORS = {"concat": "tab:blue", "add": "tab:orange"}
 MAIN_PATH_COLOR = "0.55"
 ACTIVITY_CMAP = "viridis"

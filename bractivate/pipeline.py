@@ -8,11 +8,13 @@ import logging
 import keras
 import pandas as pd
 
+from bractivate.baselines import build_baseline
+from bractivate.evaluation import SearchSettings
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.search import run_search
-from bractivate.train import (SearchSettings, accelerator_visible, fit, seed_everything, split_metrics,
+from bractivate.train import (accelerator_visible, fit, seed_everything, split_metrics,
                               use_precision)
 
 log = logging.getLogger(__name__)
@@ -101,3 +103,15 @@ def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, m
                       provenance={**provenance, "genome_hash": genome.hash, "seed": seed,
                                   "min_size": min_size})
 
+
+
+def train_baseline_job(name: str, data: Dataset, train: dict, *, seed: int, width_scale: float,
+                       metrics_path, history_path, provenance: dict) -> dict:
+    """Build baseline ``name`` and train it in full with the config's ``train`` settings, under
+    the protocol and split of the searched genomes; only its metrics and history are kept."""
+    seed_everything(seed)
+    use_precision(train.get("precision", "float32"))
+    model = build_baseline(name, data.input_shape, width_scale=width_scale)
+    return train_full(model, data, **train, model_path=None, metrics_path=metrics_path,
+                      history_path=history_path,
+                      provenance={**provenance, "model": name, "seed": seed, "width_scale": width_scale})

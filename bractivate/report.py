@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from bractivate.io import read_json, write_table, write_text
+from bractivate.outputs import BRACTIVATE, CONTROL, TABLES
 
-BRACTIVATE = "main"  # the experiment reported as Bractivate (SPEC §9)
-CONTROL = "random"  # the random-search control
 MODEL_NAMES = {
     BRACTIVATE: "Bractivate",
     CONTROL: "Random search",
@@ -326,7 +325,7 @@ def table2_dice(models: pd.DataFrame) -> ReportTable:
     tidy["cell"] = [f"{fmt_mean_std(m, s)} ({fmt_sci(p)})"
                     for m, s, p in zip(tidy["dice_mean"], tidy["dice_std"], tidy["params_mean"])]
     display = _pivot(tidy, "model", "Model", "dataset")
-    return ReportTable("table2_dice", "Table 2", "Test Dice, mean ± std over trials (mean parameter count), "
+    return ReportTable(TABLES["table2"], "Table 2", "Test Dice, mean ± std over trials (mean parameter count), "
                        "per model and data set.", tidy, display)
 
 
@@ -335,7 +334,7 @@ def table3_search_hours(hours: pd.DataFrame) -> ReportTable:
     tidy = summarise(hours, ["dataset", "experiment"], "hours")
     tidy["cell"] = [fmt_mean_std(m, s, _decimals(m)) for m, s in zip(tidy["hours_mean"], tidy["hours_std"])]
     display = _pivot(tidy, "dataset", "Data set", "experiment")
-    return ReportTable("table3_search_hours", "Table 3", "Search wall-clock hours per data set and "
+    return ReportTable(TABLES["table3"], "Table 3", "Search wall-clock hours per data set and "
                        "experiment, mean ± std over trials.", tidy, display)
 
 
@@ -361,7 +360,7 @@ def table_ablation(ablation: pd.DataFrame) -> ReportTable:
                             "Block": tidy["block"], "Trials": tidy["n"].astype(str)})
     for column, label in labels.items():
         display[label] = tidy[f"{prefixes[column]}_cell"]
-    return ReportTable("table_ablation", "Ablation", "Ablation of the most active block's "
+    return ReportTable(TABLES["ablation"], "Ablation", "Ablation of the most active block's "
                        "dendrites: test Dice intact, zeroed, retrained without them, and the "
                        "drops from intact, mean ± std over trials.", tidy, display)
 
@@ -398,7 +397,7 @@ def table_activation(blocks: pd.DataFrame) -> ReportTable:
                             "Trials": tidy["n"].astype(str)})
     for column in columns:
         display[labels[column]] = tidy[f"{column}_cell"]
-    return ReportTable("table_activation", "Block activations", "Mean |conv2 output| of every "
+    return ReportTable(TABLES["activation"], "Block activations", "Mean |conv2 output| of every "
                        "block on the test split, intact, with the ablated block's dendrites "
                        "zeroed and retrained without them, and zeroed / intact, mean ± std "
                        "over trials; blocks in the network's order.", tidy, display)
@@ -425,7 +424,7 @@ def table_dice_time(models: pd.DataFrame) -> ReportTable:
                             "Seconds / epoch": tidy["seconds_cell"],
                             "Dice:time (1/s)": tidy["dice_time_cell"],
                             "Backend": tidy["keras_backend"], "Device": tidy["device"]})
-    return ReportTable("table_dice_time", "Dice:time", "Test Dice over training seconds per "
+    return ReportTable(TABLES["dice_time"], "Dice:time", "Test Dice over training seconds per "
                        "epoch of the fully trained best genome of each search (paper §5.2), "
                        "mean ± std over trials, with the backend and device that measured the "
                        "seconds.", tidy, display)

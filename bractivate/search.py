@@ -31,10 +31,10 @@ import keras
 import numpy as np
 import pandas as pd
 
+from bractivate.evaluation import SearchSettings, evaluate
 from bractivate.genome import Genome, random_genome
 from bractivate.io import Dataset, read_json, write_json, write_table
 from bractivate.mutation import NoEligibleBlock, dendritic_mutation
-from bractivate.train import SearchSettings, evaluate
 
 log = logging.getLogger(__name__)
 

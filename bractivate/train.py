@@ -1,8 +1,9 @@
-"""Train and score one genome (SPEC §7, §8) and train a model in full (SPEC §9).
+"""Train a model in full (SPEC §9): the training protocol, device detection, seeding and precision.
 
 :func:`fit` is the one training protocol of the project: Adam, binary cross-entropy, early
 stopping on the validation loss with the best weights restored. The search, the full training,
-the ablation's retraining and the baselines all go through it.
+the ablation's retraining and the baselines all go through it; the search's own evaluation of
+a genome is :mod:`bractivate.evaluation`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,15 @@ import functools
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
-from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
 from bractivate.batchnorm import recalibrate_batchnorm
-from bractivate.genome import MAX_DEPTH, MAX_FILTERS, Genome
 from bractivate.io import Dataset
-from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
-from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice, search_score
+from bractivate.scores import binary_cross_entropy, dice
 
-WORST_SCORE = math.inf
-MUTATIONS = ("dendritic", "random")
 # How Keras runs the training step: `auto` lets Keras choose (XLA where the backend supports
 # it), `graph` compiles without XLA, `eager` compiles nothing — fastest for tiny data, where
 # tracing a model costs more than the few steps it would speed up.
@@ -73,97 +69,6 @@ def seed_everything(seed: int) -> None:
     """The one place that seeds Python, NumPy and the Keras backend."""
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     keras.utils.set_random_seed(int(seed) % 2**31)
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """Everything a search needs besides its data; defaults are the paper's (SPEC §8, §9)."""
-
-    population: int = 20
-    evaluations: int = 40
-    epochs: int = 50
-    patience: int = 10
-    min_delta: float = 0.05
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    loss: str = "els"
-    time_measure: str = "wallclock"
-    activity: str = "activation"
-    depth_range: tuple[int, int] = (2, 5)
-    filter_range: tuple[int, int] = (8, 32)
-    max_in_edges: int = 2
-    unet_skips: bool = True
-    max_new_edges: int = 2
-    mutation: str = "dendritic"
-    execution: str = "auto"
-    precision: str = "float32"
-    min_size: int = MIN_SIZE
-    reevaluate: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_setting_types(self)
-        if self.seed < 0:
-            raise ValueError(f"search.seed: expected an integer >= 0, got {self.seed}")
-        for key, most in (("depth_range", MAX_DEPTH), ("filter_range", MAX_FILTERS)):
-            if max(getattr(self, key)) > most:
-                raise ValueError(f"search.{key} = {list(getattr(self, key))}; "
-                                 f"expected values <= {most} (bractivate.genome)")
-        for key in ("population", "evaluations", "epochs", "batch_size", "max_new_edges", "min_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"search.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("patience", "max_in_edges"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"search.{key} must be >= 0, got {getattr(self, key)}")
-        if self.min_delta < 0 or self.learning_rate <= 0:
-            raise ValueError("search.min_delta must be >= 0 and search.learning_rate > 0")
-        for key, allowed in (("loss", LOSSES), ("time_measure", TIME_MEASURES),
-                             ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
-                             ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS)):
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"search.{key} = {getattr(self, key)!r}; expected one of {allowed}")
-        for key in ("depth_range", "filter_range"):
-            lo, hi = getattr(self, key)
-            if not 1 <= lo <= hi:
-                raise ValueError(f"search.{key} = {[lo, hi]}; expected 1 <= low <= high")
-            object.__setattr__(self, key, (int(lo), int(hi)))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SearchSettings":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown search setting(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def check_setting_types(settings) -> None:
-    """Each field of a settings dataclass has the type of its default, or a one-line error.
-
-    ``--set epochs=1.5`` must not reach the training: ints are ints (not bools), numbers are
-    finite, ranges are pairs of integers.
-    """
-    for f in fields(settings):
-        value, default = getattr(settings, f.name), f.default
-        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-        if isinstance(default, bool):
-            ok, want = isinstance(value, bool), "true or false"
-        elif isinstance(default, int):
-            ok, want = integer, "an integer"
-        elif isinstance(default, float):
-            ok = (integer or isinstance(value, (float, np.floating))) and math.isfinite(value)
-            want = "a finite number"
-        elif isinstance(default, str):
-            ok, want = isinstance(value, str), "a string"
-        else:  # the (low, high) ranges
-            ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-            want = "a pair [low, high] of integers"
-        if not ok:
-            raise ValueError(f"search.{f.name}: expected {want}, got {value!r}")
 
 
 class _ValidateAndStop(keras.callbacks.Callback):
@@ -327,7 +232,7 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     )
 
 
-def predict(model: keras.Model, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
+def predict_batches(model: keras.Model, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """``model`` called batch by batch: no predict function is traced for a model used once."""
     return np.concatenate([
         np.asarray(keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False)), dtype="float32")
@@ -338,50 +243,5 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 16) -> np.ndarr
 def split_metrics(model: keras.Model, data: Dataset, split: str, batch_size: int = 16) -> dict[str, float]:
     """BCL and Dice of ``model`` on one split."""
     x, y = data.split(split)
-    pred = predict(model, x, batch_size)
+    pred = predict_batches(model, x, batch_size)
     return {"bcl": binary_cross_entropy(y, pred), "dice": dice(y, pred)}
-
-
-def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int = 0) -> dict:
-    """Build, train and score one genome for the search.
-
-    Returns params, seconds and FLOPs per epoch, epochs run, val BCL and Dice, the score, block
-    activities and the outcome. Any failure (invalid build, non-finite loss, out of memory)
-    returns outcome ``failed`` with the worst score and the error, so the search goes on.
-    """
-    result = {"params": 0, "seconds_per_epoch": math.nan, "train_seconds": 0.0, "flops_per_epoch": 0,
-              "epochs": 0, "val_bcl": math.nan, "val_dice": math.nan, "score": WORST_SCORE,
-              "activity": {}, "outcome": "failed", "error": ""}
-    try:
-        seed_everything(seed)
-        use_precision(settings.precision)
-        model = build_model(genome, data.input_shape, settings.min_size)
-        result["params"] = count_params(model)
-        result["flops_per_epoch"] = 3 * model_flops(model) * len(data.splits["train"])
-        run = fit(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
-                  learning_rate=settings.learning_rate, patience=settings.patience,
-                  min_delta=settings.min_delta, execution=settings.execution)
-        result.update(epochs=run.epochs, seconds_per_epoch=run.seconds_per_epoch,
-                      train_seconds=run.train_seconds)
-        if not run.finite:
-            result["error"] = "non-finite loss"
-            return result
-        x_val, y_val = data.split("val")
-        if settings.activity == "activation":
-            pred, activity = predict_with_activity(model, x_val, settings.batch_size)
-        else:
-            pred, activity = predict(model, x_val, settings.batch_size), block_activity(model, mode="weight")
-        bcl = binary_cross_entropy(y_val, pred)
-        result.update(
-            val_bcl=bcl, val_dice=dice(y_val, pred), activity=activity,
-            score=search_score(settings.loss, params=result["params"], seconds=run.seconds_per_epoch,
-                               flops=result["flops_per_epoch"], bcl=bcl, time_measure=settings.time_measure),
-            outcome="ok",
-        )
-    except Exception as err:  # noqa: BLE001 - a failed genome must not stop the search (SPEC §8)
-        result.update(score=WORST_SCORE, outcome="failed", error=f"{type(err).__name__}: {err}"[:500])
-    finally:
-        # Collecting garbage costs ~0.2 s per model on a CPU, where Python's own collector
-        # suffices; on a GPU it hands the model's device memory back at once.
-        keras.backend.clear_session(free_memory=accelerator_visible())
-    return result

@@ -1,13 +1,19 @@
 # Target lists, input functions and wildcard constraints shared by every stage.
-import json
-
 from bractivate.data import validate_entry
-from bractivate.data.preprocess import check_planned_split
+from bractivate.data.preprocess import check_planned_split, check_split
+from bractivate.outputs import (
+    FIGURE_FORMATS,
+    FIGURES,
+    TABLE_FORMATS,
+    TABLES,
+    TRIAL_TABLE_FORMATS,
+    TRIAL_TABLES,
+    report_experiments,
+)
 
 for _name, _entry in config["datasets"].items():
     validate_entry(_name, _entry)
-if abs(sum(config["split"].values()) - 1) > 1e-6:
-    raise ValueError(f"config split: fractions {config['split']} must sum to 1")
+check_split(config["split"])
 # A split left without a sample fails only in the search or the training: refuse it now.
 for _name, _entry in config["datasets"].items():
     check_planned_split(_name, _entry, config["split"])
@@ -85,25 +91,9 @@ def baseline_outputs():
     )
 
 
-# The experiments each result is made from (SPEC §9): `main` is Bractivate, `random` its
-# control. bractivate.report and bractivate.figures use the same names.
-REPORT_EXPERIMENTS = {
-    "tables": ["main", "random"],
-    "fig4": ["main"],
-    "fig5": ["main", "deep5", "deep7"],
-    "fig6": [ABLATED],
-    "fig7": ["main", "random"],
-    "fig9": ["main", "bcl"],
-    "search_traces": EXPERIMENTS,
-}
-TABLES = [
-    "table2_dice",
-    "table3_search_hours",
-    "table_ablation",
-    "table_activation",
-    "table_dice_time",
-    "paired_main_random",
-]
+# The experiments each result is made from (SPEC §9), and the tables' and figures' names:
+# bractivate.outputs holds them for these rules and for bractivate.report and bractivate.figures.
+REPORT_EXPERIMENTS = report_experiments(EXPERIMENTS, ABLATED)
 SEARCH_HISTORIES = expand(
     "results/search/{dataset}/{experiment}/trial{trial}/history.tsv",
     dataset=DATASETS,
@@ -122,18 +112,16 @@ def report_outputs():
     outputs = []
     if "tables" in wanted:
         outputs += expand(
-            "results/tables/{table}.{ext}",
-            table=TABLES,
-            ext=["tsv", "md", "tex", "html"],
+            "results/tables/{table}.{ext}", table=TABLES.values(), ext=TABLE_FORMATS
         )
         outputs += expand(
-            "results/tables/{table}_trials.{ext}",
-            table=["paired_main_random", "table_activation"],
-            ext=["tsv", "html"],
+            "results/tables/{table}.{ext}",
+            table=TRIAL_TABLES.values(),
+            ext=TRIAL_TABLE_FORMATS,
         )
-    figures = [name for name in wanted if name != "tables"]
+    figures = [name for name in FIGURES if name in wanted]
     return outputs + expand(
-        "results/figures/{figure}.{ext}", figure=figures, ext=["png", "pdf"]
+        "results/figures/{figure}.{ext}", figure=figures, ext=FIGURE_FORMATS
     )
 
 

@@ -8,19 +8,13 @@ from bractivate.runtime import setup_snakemake_job  # noqa: E402
 
 setup_snakemake_job(snakemake)
 
-from bractivate.baselines import build_baseline  # noqa: E402
 from bractivate.io import load_dataset  # noqa: E402
-from bractivate.pipeline import train_full  # noqa: E402
-from bractivate.train import seed_everything, use_precision  # noqa: E402
+from bractivate.pipeline import train_baseline_job  # noqa: E402
 
-wc, train = snakemake.wildcards, snakemake.params.train
-data = load_dataset(snakemake.input.data)
-seed_everything(snakemake.params.seed)
-use_precision(train["precision"])
-train_full(
-    build_baseline(wc.model, data.input_shape, width_scale=snakemake.params.width_scale), data, **train,
-    model_path=None,
+wc = snakemake.wildcards
+train_baseline_job(
+    wc.model, load_dataset(snakemake.input.data), snakemake.params.train, seed=snakemake.params.seed,
+    width_scale=snakemake.params.width_scale,
     metrics_path=snakemake.output.metrics, history_path=snakemake.output.history,
-    provenance={"dataset": wc.dataset, "model": wc.model, "trial": int(wc.trial),
-                "seed": snakemake.params.seed, "width_scale": snakemake.params.width_scale},
+    provenance={"dataset": wc.dataset, "trial": int(wc.trial)},
 )

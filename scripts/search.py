@@ -10,7 +10,7 @@ setup_snakemake_job(snakemake)
 
 from bractivate.io import load_dataset  # noqa: E402
 from bractivate.pipeline import run_search_job  # noqa: E402
-from bractivate.train import SearchSettings  # noqa: E402
+from bractivate.evaluation import SearchSettings  # noqa: E402
 
 wc = snakemake.wildcards
 run_search_job(

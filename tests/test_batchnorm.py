@@ -8,7 +8,7 @@ from bractivate.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from bractivate.genome import Genome, unet_skip_edges
 from bractivate.model import build_model
 from bractivate.scores import dice
-from bractivate.train import fit, predict, seed_everything
+from bractivate.train import fit, predict_batches, seed_everything
 from conftest import blob_dataset
 
 
@@ -58,7 +58,7 @@ def _one_step_per_epoch(batchnorm: str):
     fit(model, data, epochs=30, batch_size=64, learning_rate=1e-2, execution="eager",
         batchnorm=batchnorm)
     x, y = data.split("val")
-    inference = dice(y, predict(model, x))
+    inference = dice(y, predict_batches(model, x))
     batch_statistics = dice(y, _numpy(model(x, training=True)))
     return inference, batch_statistics
 

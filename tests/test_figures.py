@@ -13,8 +13,8 @@ import yaml
 from PIL import Image
 
 import bractivate.figures as figures
-from bractivate.figures import (DEPTH_STUDY, FIGURE_JOBS, LOSS_STUDY, figure_job, layout_problems,
-                                search_trace_figure)
+from bractivate.figures import FIGURE_JOBS, figure_job, layout_problems, search_trace_figure
+from bractivate.outputs import DEPTH_STUDY, FIGURES, LOSS_STUDY
 from bractivate.report import dice_time, load_histories, load_train_metrics, table_dice_time
 from test_report import write_stage_outputs
 
@@ -74,6 +74,10 @@ def one_run(tmp_path_factory):
     """One data set, one trial: the demo's and the tiny preset's shape (narrowest figures)."""
     root = tmp_path_factory.mktemp("one")
     return root, write_stage_outputs(root, datasets=("lungs",), trials=(1,), seed=1)
+
+
+def test_every_figure_the_workflow_names_has_a_job():
+    assert sorted(FIGURE_JOBS) == sorted(FIGURES)
 
 
 @pytest.mark.parametrize("name", sorted(FIGURE_JOBS))

@@ -99,13 +99,13 @@ def test_block_activity_modes():
 
 def test_one_forward_pass_gives_the_prediction_and_the_activity_of_the_first_batch():
     from bractivate.activity import predict_with_activity
-    from bractivate.train import predict
+    from bractivate.train import predict_batches
 
     model = build_model(Genome(2, 4, tuple(unet_skip_edges(2))), (32, 32, 1))
     x = np.random.default_rng(2).random((5, 32, 32, 1)).astype("float32")
     pred, activity = predict_with_activity(model, x, batch_size=2)
     assert pred.shape == (5, 32, 32, 1)
-    np.testing.assert_allclose(pred, predict(model, x, batch_size=2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred, predict_batches(model, x, batch_size=2), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pred, keras.ops.convert_to_numpy(model(x, training=False)), rtol=1e-4, atol=1e-5)
     first_batch = block_activity(model, x[:2], "activation")
     assert activity == pytest.approx(first_batch, rel=1e-5)

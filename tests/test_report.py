@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from bractivate.genome import block_names, random_genome
+from bractivate.outputs import TABLES, TRIAL_TABLES
 from bractivate.report import (
     HISTORY_LAYOUT, activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
     load_histories, load_search_hours, load_train_metrics, paired_comparison, paired_trials,
@@ -315,6 +316,17 @@ def test_markdown_latex_and_tsv_agree(written):
         assert tex.count(r"\begin{tabular}") == 1 and tex.rstrip().endswith(r"\end{table}")
         header, rule = md.splitlines()[2:4]
         assert header.count("|") == rule.count("|")
+
+
+def test_the_tables_are_the_ones_the_workflow_names(tmp_path):
+    # rules/figures.smk writes the tables under bractivate.outputs' names and keys.
+    paths = write_stage_outputs(tmp_path, datasets=("lungs",), trials=(1,))
+    outputs = table_outputs(tmp_path)
+    tables = tables_job(train=paths["train"], baselines=[], ablation=paths["ablation"],
+                        histories=paths["history"], outputs=outputs)
+    assert {key: table.name for key, table in tables.items()} == TABLES
+    for key, name in TRIAL_TABLES.items():
+        assert Path(outputs[key]).name == f"{name}.tsv" and Path(outputs[key]).stat().st_size > 0
 
 
 def test_one_trial_has_no_spread_and_no_t_test(tmp_path):

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import bractivate.search
+from bractivate.evaluation import SearchSettings, evaluate
 from bractivate.genome import Genome
 from bractivate.report import load_search_hours
 from bractivate.search import data_fingerprint, run_search
-from bractivate.train import SearchSettings, evaluate
 
 from conftest import blob_dataset
 

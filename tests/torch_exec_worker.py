@@ -20,7 +20,7 @@ from bractivate.batchnorm import recalibrate_batchnorm  # noqa: E402
 from bractivate.genome import Edge, Genome, unet_skip_edges  # noqa: E402
 from bractivate.model import build_model  # noqa: E402
 from bractivate.scores import binary_cross_entropy  # noqa: E402
-from bractivate.train import fit, predict, seed_everything  # noqa: E402
+from bractivate.train import fit, predict_batches, seed_everything  # noqa: E402
 from conftest import blob_dataset  # noqa: E402
 
 out = {}
@@ -65,7 +65,7 @@ m = build_model(genome, data.input_shape)
 run = fit(m, data, epochs=8, batch_size=4, learning_rate=1e-2, patience=2, min_delta=0.0, execution="torch")
 x_val, y_val = data.split("val")
 out["early"] = {"epochs": run.epochs, "best_epoch": run.best_epoch, "history": run.history,
-                "finite": run.finite, "val_bcl_after": binary_cross_entropy(y_val, predict(m, x_val))}
+                "finite": run.finite, "val_bcl_after": binary_cross_entropy(y_val, predict_batches(m, x_val))}
 
 # The BatchNormalization statistics' re-estimation runs on this path too: re-estimating them
 # again with Keras's own call on the restored best weights changes nothing.
@@ -82,7 +82,7 @@ for batchnorm in ("recalibrate", "moving"):
 # Still a Keras model: saved as .keras and loaded with Keras, it predicts the same.
 path = Path(sys.argv[1]) / "model.keras"
 m.save(path)
-out["reload_diff"] = float(np.abs(predict(keras.saving.load_model(path), x_val) - predict(m, x_val)).max())
+out["reload_diff"] = float(np.abs(predict_batches(keras.saving.load_model(path), x_val) - predict_batches(m, x_val)).max())
 
 # A layer the program does not translate: refused by name, and fit falls back to Keras.
 inputs = keras.Input(data.input_shape)

@@ -159,7 +159,7 @@ def check_split(split: Mapping[str, float]) -> dict[str, float]:
     if any(not 0 <= f <= 1 for f in fractions.values()):
         raise ValueError(f"split: every fraction must lie in [0, 1], got {fractions}")
     if abs(sum(fractions.values()) - 1) > 1e-6:
-        raise ValueError(f"split: fractions {fractions} sum to {sum(fractions.values()):.6g}, expected 1")
+        raise ValueError(f"split: fractions {fractions} sum to {sum(fractions.values()):.6g}; they must sum to 1")
     return fractions
 
 

@@ -1,0 +1,158 @@
+"""The search's evaluation of one genome (SPEC §7, §8): the settings a search runs under and
+:func:`evaluate`, which builds, trains (with :func:`bractivate.train.fit`) and scores a genome.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import keras
+import numpy as np
+
+from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
+from bractivate.genome import MAX_DEPTH, MAX_FILTERS, Genome
+from bractivate.io import Dataset
+from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
+from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice, search_score
+from bractivate.train import (EXECUTIONS, PRECISIONS, accelerator_visible, fit, predict_batches, seed_everything,
+                              use_precision)
+
+WORST_SCORE = math.inf
+MUTATIONS = ("dendritic", "random")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a search needs besides its data; defaults are the paper's (SPEC §8, §9)."""
+
+    population: int = 20
+    evaluations: int = 40
+    epochs: int = 50
+    patience: int = 10
+    min_delta: float = 0.05
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    loss: str = "els"
+    time_measure: str = "wallclock"
+    activity: str = "activation"
+    depth_range: tuple[int, int] = (2, 5)
+    filter_range: tuple[int, int] = (8, 32)
+    max_in_edges: int = 2
+    unet_skips: bool = True
+    max_new_edges: int = 2
+    mutation: str = "dendritic"
+    execution: str = "torch"
+    precision: str = "float32"
+    min_size: int = MIN_SIZE
+    reevaluate: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_setting_types(self)
+        if self.seed < 0:
+            raise ValueError(f"search.seed: expected an integer >= 0, got {self.seed}")
+        for key, most in (("depth_range", MAX_DEPTH), ("filter_range", MAX_FILTERS)):
+            if max(getattr(self, key)) > most:
+                raise ValueError(f"search.{key} = {list(getattr(self, key))}; "
+                                 f"expected values <= {most} (bractivate.genome)")
+        for key in ("population", "evaluations", "epochs", "batch_size", "max_new_edges", "min_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"search.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("patience", "max_in_edges"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"search.{key} must be >= 0, got {getattr(self, key)}")
+        if self.min_delta < 0 or self.learning_rate <= 0:
+            raise ValueError("search.min_delta must be >= 0 and search.learning_rate > 0")
+        for key, allowed in (("loss", LOSSES), ("time_measure", TIME_MEASURES),
+                             ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
+                             ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"search.{key} = {getattr(self, key)!r}; expected one of {allowed}")
+        for key in ("depth_range", "filter_range"):
+            lo, hi = getattr(self, key)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"search.{key} = {[lo, hi]}; expected 1 <= low <= high")
+            object.__setattr__(self, key, (int(lo), int(hi)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown search setting(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def check_setting_types(settings) -> None:
+    """Each field of a settings dataclass has the type of its default, or a one-line error.
+
+    ``--set epochs=1.5`` must not reach the training: ints are ints (not bools), numbers are
+    finite, ranges are pairs of integers.
+    """
+    for f in fields(settings):
+        value, default = getattr(settings, f.name), f.default
+        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, want = integer, "an integer"
+        elif isinstance(default, float):
+            ok = (integer or isinstance(value, (float, np.floating))) and math.isfinite(value)
+            want = "a finite number"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:  # the (low, high) ranges
+            ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+            want = "a pair [low, high] of integers"
+        if not ok:
+            raise ValueError(f"search.{f.name}: expected {want}, got {value!r}")
+
+
+def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int = 0) -> dict:
+    """Build, train and score one genome for the search.
+
+    Returns params, seconds and FLOPs per epoch, epochs run, val BCL and Dice, the score, block
+    activities and the outcome. Any failure (invalid build, non-finite loss, out of memory)
+    returns outcome ``failed`` with the worst score and the error, so the search goes on.
+    """
+    result = {"params": 0, "seconds_per_epoch": math.nan, "train_seconds": 0.0, "flops_per_epoch": 0,
+              "epochs": 0, "val_bcl": math.nan, "val_dice": math.nan, "score": WORST_SCORE,
+              "activity": {}, "outcome": "failed", "error": ""}
+    try:
+        seed_everything(seed)
+        use_precision(settings.precision)
+        model = build_model(genome, data.input_shape, settings.min_size)
+        result["params"] = count_params(model)
+        result["flops_per_epoch"] = 3 * model_flops(model) * len(data.splits["train"])
+        run = fit(model, data, epochs=settings.epochs, batch_size=settings.batch_size,
+                  learning_rate=settings.learning_rate, patience=settings.patience,
+                  min_delta=settings.min_delta, execution=settings.execution)
+        result.update(epochs=run.epochs, seconds_per_epoch=run.seconds_per_epoch,
+                      train_seconds=run.train_seconds)
+        if not run.finite:
+            result["error"] = "non-finite loss"
+            return result
+        x_val, y_val = data.split("val")
+        if settings.activity == "activation":
+            pred, activity = predict_with_activity(model, x_val, settings.batch_size)
+        else:
+            pred, activity = predict_batches(model, x_val, settings.batch_size), block_activity(model, mode="weight")
+        bcl = binary_cross_entropy(y_val, pred)
+        result.update(
+            val_bcl=bcl, val_dice=dice(y_val, pred), activity=activity,
+            score=search_score(settings.loss, params=result["params"], seconds=run.seconds_per_epoch,
+                               flops=result["flops_per_epoch"], bcl=bcl, time_measure=settings.time_measure),
+            outcome="ok",
+        )
+    except Exception as err:  # noqa: BLE001 - a failed genome must not stop the search (SPEC §8)
+        result.update(score=WORST_SCORE, outcome="failed", error=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        # Collecting garbage costs ~0.2 s per model on a CPU, where Python's own collector
+        # suffices; on a GPU it hands the model's device memory back at once.
+        keras.backend.clear_session(free_memory=accelerator_visible())
+    return result

@@ -1,0 +1,74 @@
+"""Each default has one value: the config schema's defaults, ``SearchSettings``' field defaults,
+config.yaml's values and the preprocessing's own checks agree, so changing one of them without
+the others fails here."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bractivate.data import prepare
+from bractivate.data.preprocess import MAX_IMAGE_SIZE, check_image_size, check_split
+from bractivate.evaluation import SearchSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+# Settings the workflow sets itself instead of reading them from the config's search section:
+# a search's seed is the config's seed plus the trial (rules/common.smk, search_settings).
+SET_BY_THE_WORKFLOW = {"seed"}
+# config.yaml values that differ from the schema's defaults on purpose, by section: none today.
+DELIBERATE = {"search": {}, "train": {}, "ablation": {}, "baselines": {}, "figures": {}}
+
+
+def _typed(value):
+    """A value with its type, so that ``1 == True`` or ``1 == 1.0`` counts as a difference;
+    tuples compare as the YAML lists they are written as."""
+    value = list(value) if isinstance(value, tuple) else value
+    return type(value).__name__, value
+
+
+def test_schema_search_defaults_are_the_search_settings_defaults():
+    schema = SCHEMA["properties"]["search"]["properties"]
+    settings = {f.name: f.default for f in fields(SearchSettings)}
+    assert set(schema) == set(settings) - SET_BY_THE_WORKFLOW
+    assert {k: _typed(v["default"]) for k, v in schema.items()} == {k: _typed(settings[k]) for k in schema}
+    # Every defaulted setting is typed and described once, in $defs/search_settings.
+    assert set(SCHEMA["$defs"]["search_settings"]["properties"]) == set(schema)
+
+
+@pytest.mark.parametrize("section", sorted(DELIBERATE))
+def test_config_values_are_the_schema_defaults(section):
+    schema = SCHEMA["properties"][section]["properties"]
+    differing = {key: value for key, value in CONFIG[section].items()
+                 if _typed(value) != _typed(schema[key].get("default"))}
+    assert differing == DELIBERATE[section]
+
+
+def test_config_top_level_values_are_the_schema_defaults():
+    for key in ("seed", "image_size", "split", "trials", "keras_backend"):
+        schema = SCHEMA["properties"][key]
+        default = ({k: v["default"] for k, v in schema["properties"].items()} if key == "split"
+                   else schema["default"])
+        assert _typed(CONFIG[key]) == _typed(default), key
+
+
+def test_the_schema_split_is_one_the_preprocessing_accepts():
+    split = {k: v["default"] for k, v in SCHEMA["properties"]["split"]["properties"].items()}
+    assert check_split(split) == split
+    with pytest.raises(ValueError, match="must sum to 1"):
+        check_split({**split, "train": split["train"] + 0.1})
+
+
+def test_the_schema_image_size_range_is_the_preprocessings():
+    schema = SCHEMA["properties"]["image_size"]
+    assert schema["maximum"] == MAX_IMAGE_SIZE
+    for size in (schema["minimum"], schema["default"], schema["maximum"]):
+        assert check_image_size(size) == size
+    with pytest.raises(ValueError, match="image_size"):
+        check_image_size(schema["maximum"] + 1)
+    assert inspect.signature(prepare).parameters["image_size"].default == schema["default"]
