@@ -1,4 +1,4 @@
-# Bractivate: evolutionary search of UNet dendritic skip connections (SPEC §1).
+# Bractivate: evolutionary search of UNet dendritic skip connections (docs/method.md#workflow).
 #   snakemake --cores 8 --resources gpu=1                  the paper's full set-up
 #   snakemake --cores 2 --configfile presets/demo.yaml     minutes on a laptop CPU
 from snakemake.utils import min_version, validate

@@ -1,4 +1,4 @@
-"""Throughput of the data stage's read + preprocess on a DSB2018-sized synthetic set (SPEC §2).
+"""Throughput of the data stage's read + preprocess on a DSB2018-sized synthetic set (docs/data.md).
 
 Writes 670 synthetic nuclei images in the nine stage1_train sizes, with the size counts of the
 real set, then times ``read_raw`` + ``preprocess`` (generation is not timed) and prints one JSON

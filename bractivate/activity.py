@@ -1,4 +1,4 @@
-"""Block activity, the paper's eq. 1 (SPEC §5).
+"""Block activity, the paper's eq. 1 (docs/method.md#block-activity).
 
 A_b is the mean, over the block's conv and deconv layers (batch-norm excluded), of the mean
 absolute value of either the layer's output on a fixed batch (``activation``, the paper's text)

@@ -1,4 +1,4 @@
-"""The search's evaluation of one genome (SPEC §7, §8): the settings a search runs under and
+"""The search's evaluation of one genome (docs/method.md#scores, #search): the settings a search runs under and
 :func:`evaluate`, which builds, trains (with :func:`bractivate.train.fit`) and scores a genome.
 """
 
@@ -24,7 +24,7 @@ MUTATIONS = ("dendritic", "random")
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything a search needs besides its data; defaults are the paper's (SPEC §8, §9)."""
+    """Everything a search needs besides its data; defaults are the paper's (docs/method.md#search, #experiments)."""
 
     population: int = 20
     evaluations: int = 40
@@ -149,7 +149,7 @@ def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int 
                                flops=result["flops_per_epoch"], bcl=bcl, time_measure=settings.time_measure),
             outcome="ok",
         )
-    except Exception as err:  # noqa: BLE001 - a failed genome must not stop the search (SPEC §8)
+    except Exception as err:  # noqa: BLE001 - a failed genome must not stop the search (docs/method.md#search)
         result.update(score=WORST_SCORE, outcome="failed", error=f"{type(err).__name__}: {err}"[:500])
     finally:
         # Collecting garbage costs ~0.2 s per model on a CPU, where Python's own collector

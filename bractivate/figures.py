@@ -1,4 +1,4 @@
-"""The paper's figures, drawn with seaborn from the stage outputs only (SPEC §12, STYLE §4).
+"""The paper's figures, drawn with seaborn from the stage outputs only (docs/method.md#outputs).
 
 Each figure function takes tidy frames from :mod:`bractivate.report` (or paths to the files it
 reads), the output paths (PNG and PDF) and the ``figures`` config (``dpi``, ``style``), writes

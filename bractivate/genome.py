@@ -1,5 +1,5 @@
 """The genome: a UNet of ``depth`` encoder blocks, a bottleneck, mirrored decoder blocks, and
-dendritic skip connections between them (SPEC §3).
+dendritic skip connections between them (docs/method.md#genome).
 
 A genome is a plain value. It validates itself on construction, round-trips through canonical
 JSON and has a stable hash of that canonical form, so the same architecture is recognised
@@ -39,7 +39,7 @@ def predecessor(block: str, depth: int) -> str | None:
 
 def block_widths(depth: int, filters: int) -> dict[str, int]:
     """Filters per block: encoder i has round(n · 1.5^i); the bottleneck continues the series;
-    decoder i mirrors encoder i (SPEC §3)."""
+    decoder i mirrors encoder i (docs/method.md#genome)."""
     widths = {f"enc{i}": max(1, round(filters * 1.5**i)) for i in range(depth)}
     widths["mid"] = max(1, round(filters * 1.5**depth))
     widths.update({f"dec{i}": widths[f"enc{i}"] for i in range(depth)})
@@ -60,7 +60,7 @@ class Edge:
 
 @dataclass(frozen=True)
 class Genome:
-    """Depth, base filters and dendritic edges of one architecture (SPEC §3).
+    """Depth, base filters and dendritic edges of one architecture (docs/method.md#genome).
 
     Edges are kept in canonical order (by receiving block, then source block, in topological
     order); that order is also the order in which a block merges its incoming tensors.

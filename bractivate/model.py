@@ -1,4 +1,4 @@
-"""Build a Keras 3 functional model from a genome (SPEC §4).
+"""Build a Keras 3 functional model from a genome (docs/method.md#model).
 
 Only ``keras.layers`` and ``keras.ops`` are used, so the same model runs on TensorFlow, JAX and
 PyTorch. Every layer name starts with its block's name (``dec2_conv1``) so activations and
@@ -48,7 +48,7 @@ def _merge(x, block: str, genome: Genome, outputs: dict, sizes: dict, zeroed: bo
     """Merge the dendritic inputs of ``block`` into ``x``: resize each incoming tensor
     bilinearly to the block's size; ``add`` edges are projected by a 1×1 conv when channel
     counts differ and summed onto ``x``; ``concat`` edges are then concatenated on channels.
-    ``zeroed`` multiplies every incoming tensor by 0 just before the merge (ablation, SPEC §10)."""
+    ``zeroed`` multiplies every incoming tensor by 0 just before the merge (ablation, docs/method.md#ablation)."""
     height, width = sizes[block]
     adds, concats = [], []
     for edge in genome.incoming(block):
@@ -73,9 +73,9 @@ def _merge(x, block: str, genome: Genome, outputs: dict, sizes: dict, zeroed: bo
 
 def build_model(genome: Genome, input_shape: tuple[int, int, int] = (128, 128, 1), min_size: int = MIN_SIZE,
                 zero_inputs_of: str | None = None) -> keras.Model:
-    """The functional model of ``genome`` (SPEC §4): conv-BN-ReLU ×2 blocks, max-pool down,
+    """The functional model of ``genome`` (docs/method.md#model): conv-BN-ReLU ×2 blocks, max-pool down,
     2×2 transposed-conv up, dendritic merges at each block's input, 1×1 sigmoid head.
-    ``zero_inputs_of`` names a block whose incoming dendrites are multiplied by 0 (SPEC §10);
+    ``zero_inputs_of`` names a block whose incoming dendrites are multiplied by 0 (docs/method.md#ablation);
     its layers keep their names, so trained weights transfer by name."""
     sizes = block_sizes(genome, input_shape, min_size)
     widths = genome.widths
@@ -115,7 +115,7 @@ def block_layers(model: keras.Model) -> dict[str, list[str]]:
 
 
 def count_params(model: keras.Model) -> int:
-    """Trainable parameters P of the efficiency score (SPEC §7)."""
+    """Trainable parameters P of the efficiency score (docs/method.md#scores)."""
     return int(sum(int(_size(w.shape)) for w in model.trainable_weights))
 
 
@@ -123,7 +123,7 @@ def model_flops(model: keras.Model) -> int:
     """Forward-pass multiply-adds ×2 of one image through the conv and deconv layers.
 
     Convolutions dominate this architecture's cost; batch-norm, ReLU, pooling, resizing and
-    adds are left out, which keeps the count a deterministic stand-in for time (SPEC §7).
+    adds are left out, which keeps the count a deterministic stand-in for time (docs/method.md#scores).
     """
     flops = 0
     for layer in model.layers:

@@ -1,4 +1,4 @@
-"""Dendritic-branching mutation (SPEC §6, paper Fig. 2) and the random-search control."""
+"""Dendritic-branching mutation (docs/method.md#mutation, paper Fig. 2) and the random-search control."""
 
 from __future__ import annotations
 

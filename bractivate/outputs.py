@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-BRACTIVATE = "main"  # the experiment reported as Bractivate (SPEC §9)
+BRACTIVATE = "main"  # the experiment reported as Bractivate (docs/method.md#experiments)
 CONTROL = "random"  # the random-search control
-DEPTH_STUDY = (BRACTIVATE, "deep5", "deep7")  # Fig. 5 (SPEC §9)
+DEPTH_STUDY = (BRACTIVATE, "deep5", "deep7")  # Fig. 5 (docs/method.md#experiments)
 LOSS_STUDY = (BRACTIVATE, "bcl")  # Fig. 9: ELS vs BCL selection
 
 # The tables rule's tables: the key it writes each under (bractivate.report.tables_job) and

@@ -65,7 +65,7 @@ def save_model(model, path) -> None:
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
                patience: int | None, min_delta: float, execution: str, model_path, metrics_path,
                history_path, provenance: dict, precision: str = "float32") -> dict:
-    """Full training of one model (SPEC §9): best validation weights kept, Dice on the test
+    """Full training of one model (docs/method.md#experiments): best validation weights kept, Dice on the test
     split; writes the model (unless ``model_path`` is None), its metrics and its history."""
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
               patience=patience, min_delta=min_delta, execution=execution, precision=precision)

@@ -1,4 +1,4 @@
-"""The paper's tables from the stage outputs (SPEC §9–§12, STYLE §4).
+"""The paper's tables from the stage outputs (docs/method.md#outputs).
 
 Loaders read one kind of stage output (metrics JSON, search results, search histories,
 activation maps) into one tidy DataFrame with its provenance
@@ -100,7 +100,7 @@ def load_baseline_metrics(paths: Iterable) -> pd.DataFrame:
 
 
 def load_ablation_metrics(paths: Iterable) -> pd.DataFrame:
-    """One row per ablated model (``results/ablation/…/metrics.json``), SPEC §10."""
+    """One row per ablated model (``results/ablation/…/metrics.json``), docs/method.md#ablation."""
     frame = _frame(_read_rows(paths, ABLATION_KEYS), PROVENANCE + ["block"], "ablation metrics")
     if "seed" not in frame:
         frame.insert(3, "seed", np.nan)
@@ -339,7 +339,7 @@ def table3_search_hours(hours: pd.DataFrame) -> ReportTable:
 
 
 def table_ablation(ablation: pd.DataFrame) -> ReportTable:
-    """Ablation of the most active block's dendrites (SPEC §10): test Dice intact, zeroed and
+    """Ablation of the most active block's dendrites (docs/method.md#ablation): test Dice intact, zeroed and
     retrained, and the drops intact − zeroed and intact − retrained, mean ± std over trials.
     ``block`` lists the ablated blocks of the trials, each once."""
     frame = ablation.assign(drop_zeroed=ablation["intact_dice"] - ablation["zeroed_dice"],

@@ -1,4 +1,4 @@
-"""Segmentation metrics and the search's scores (SPEC §7, paper eqs. 2 and 3)."""
+"""Segmentation metrics and the search's scores (docs/method.md#scores, paper eqs. 2 and 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The evolutionary search (SPEC §8, paper Fig. 3 and §4.5).
+"""The evolutionary search (docs/method.md#search, paper Fig. 3 and §4.5).
 
     queue <- `population` random genomes
     until `evaluations` genomes have been trained:
@@ -144,7 +144,7 @@ class _State:
 
 
 def history_frame(rows: list[dict]) -> pd.DataFrame:
-    """One row per trained genome, JSON columns for edges and activities (SPEC §8)."""
+    """One row per trained genome, JSON columns for edges and activities (docs/method.md#search)."""
     table = []
     for row in rows:
         genome = row["genome"]

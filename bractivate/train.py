@@ -1,4 +1,4 @@
-"""Train a model in full (SPEC §9): the training protocol, device detection, seeding and precision.
+"""Train a model in full (docs/method.md#experiments): the training protocol, device detection, seeding and precision.
 
 :func:`fit` is the one training protocol of the project: Adam, binary cross-entropy, early
 stopping on the validation loss with the best weights restored. The search, the full training,

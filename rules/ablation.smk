@@ -1,4 +1,4 @@
-# Stage 5: ablate the dendrites of the most active block of each trained model (SPEC §10).
+# Stage 5: ablate the dendrites of the most active block of each trained model (docs/method.md#ablation).
 
 
 rule ablation:

@@ -1,4 +1,4 @@
-# Stage 6: the baseline UNets under the same split, protocol and trials (SPEC §11).
+# Stage 6: the baseline UNets under the same split, protocol and trials (docs/method.md#baselines).
 
 
 rule baseline:

@@ -91,7 +91,7 @@ def baseline_outputs():
     )
 
 
-# The experiments each result is made from (SPEC §9), and the tables' and figures' names:
+# The experiments each result is made from (docs/method.md#experiments), and the tables' and figures' names:
 # bractivate.outputs holds them for these rules and for bractivate.report and bractivate.figures.
 REPORT_EXPERIMENTS = report_experiments(EXPERIMENTS, ABLATED)
 SEARCH_HISTORIES = expand(

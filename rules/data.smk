@@ -1,5 +1,5 @@
 # Stage 1-2: obtain each data set (download, or generate the synthetic stand-in), then
-# preprocess it to one HDF5 file (SPEC §2).
+# preprocess it to one HDF5 file (docs/data.md).
 
 
 rule download:

@@ -1,5 +1,5 @@
-# Stage 7: the paper's tables and figures, made only from the other stages' outputs (SPEC §12,
-# STYLE §4). Only the figure rules take config["figures"], so restyling reruns only them.
+# Stage 7: the paper's tables and figures, made only from the other stages' outputs (docs/method.md#outputs).
+# Only the figure rules take config["figures"], so restyling reruns only them.
 # Names of tables and figures, and the experiments each uses: bractivate.outputs (rules/common.smk).
 
 

@@ -1,4 +1,4 @@
-# Stage 3: one search per (data set, experiment, trial) (SPEC §8).
+# Stage 3: one search per (data set, experiment, trial) (docs/method.md#search).
 
 
 rule search:

@@ -1,4 +1,4 @@
-# Stage 4: train the best genome of each search in full (SPEC §9).
+# Stage 4: train the best genome of each search in full (docs/method.md#experiments).
 
 
 rule train_best:

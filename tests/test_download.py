@@ -1,4 +1,4 @@
-"""Downloads against a local HTTP server, and archive extraction (SPEC §2)."""
+"""Downloads against a local HTTP server, and archive extraction (docs/data.md)."""
 
 from __future__ import annotations
 

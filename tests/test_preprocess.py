@@ -1,4 +1,4 @@
-"""Config entries, splits, preprocessing and the whole data stage (SPEC §2)."""
+"""Config entries, splits, preprocessing and the whole data stage (docs/data.md)."""
 
 from __future__ import annotations
 

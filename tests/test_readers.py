@@ -1,4 +1,4 @@
-"""Readers of the public layouts on small fixtures built by the tests (SPEC §2)."""
+"""Readers of the public layouts on small fixtures built by the tests (docs/data.md)."""
 
 from __future__ import annotations
 

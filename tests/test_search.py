@@ -280,4 +280,5 @@ def test_the_search_min_size_reaches_train_best_and_the_ablation(tmp_path, blobs
                             provenance={}, min_size=16)
     assert ablation["block"] == "mid"
     with h5py.File(tmp_path / "maps.h5") as h5:
-        assert h5["zeroed"].shape[1:3] == h5["intact"].shape[1:3] == (16, 16)
+        shapes = {model: h5[f"maps/{model}/mid"].shape[1:3] for model in ("intact", "zeroed", "retrained")}
+    assert shapes == {"intact": (16, 16), "zeroed": (16, 16), "retrained": (16, 16)}

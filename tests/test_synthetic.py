@@ -1,4 +1,4 @@
-"""Synthetic data sets: deterministic, in the real layouts, learnable (SPEC §2)."""
+"""Synthetic data sets: deterministic, in the real layouts, learnable (docs/data.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The data stage (SPEC §2): download or generate, read the public layouts, preprocess to HDF5.
+"""The data stage (docs/data.md): download or generate, read the public layouts, preprocess to HDF5.
 
 - :func:`fetch` / :func:`download_files` / :func:`extract` (``download``): checksummed, resumable
   downloads (trust on first use, or strict), safe unpacking;

@@ -1,4 +1,4 @@
-"""Checksummed, resumable, atomic downloads and safe archive extraction (SPEC §2).
+"""Checksummed, resumable, atomic downloads and safe archive extraction (docs/data.md).
 
 ``fetch`` streams a file over HTTP(S) to ``<dest>.part`` beside the destination, resumes that
 partial file with a ``Range`` request after a dropped connection, retries each URL with
@@ -361,7 +361,7 @@ def _check_zip(zf: zipfile.ZipFile, archive: Path, target: Path) -> None:
 
 
 def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Unpack a zip or tar(.gz/.bz2/.xz) ``archive`` into the folder ``target`` (SPEC §2).
+    """Unpack a zip or tar(.gz/.bz2/.xz) ``archive`` into the folder ``target`` (docs/data.md).
 
     Every member is checked first; an unsafe one raises :class:`UnsafeArchiveError` naming it and
     nothing is unpacked. Members go to a temporary folder beside ``target``, which is renamed to

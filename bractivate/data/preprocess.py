@@ -1,4 +1,4 @@
-"""From a config entry to the preprocessed HDF5 data set (SPEC §2).
+"""From a config entry to the preprocessed HDF5 data set (docs/data.md).
 
 ``validate_entry`` checks one ``datasets: {name: entry}`` entry of the config (the Python twin of
 ``schemas/dataset.schema.yaml``), ``preprocess`` turns raw samples into a :class:`Dataset`
@@ -104,7 +104,7 @@ def _synthetic_entry(where: str, value) -> dict:
 
 
 def validate_entry(name: str, entry) -> dict:
-    """Check one data set entry of the config and return it with defaults filled in (SPEC §2).
+    """Check one data set entry of the config and return it with defaults filled in (docs/data.md).
 
     Raises ``ValueError`` naming the key, the value found and what was expected.
     """
@@ -241,7 +241,7 @@ def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
 def split_indices(
     names: Sequence[str], fractions: Mapping[str, float], seed: int, test_names=None
 ) -> dict[str, np.ndarray]:
-    """Seeded split of ``range(len(names))`` into train/val/test, sorted int64 indices (SPEC §2).
+    """Seeded split of ``range(len(names))`` into train/val/test, sorted int64 indices (docs/data.md).
 
     With ``test_names`` (``lucchi_em``: the testing stack) those samples are exactly the test
     split and the rest is divided by the train:val ratio; the test fraction is then unused.
@@ -302,7 +302,7 @@ def preprocess(
     *,
     workers: int = 1,
 ) -> Dataset:
-    """Resize, normalise and split a raw data set (SPEC §2).
+    """Resize, normalise and split a raw data set (docs/data.md).
 
     Images: bilinear (order 1, anti-aliased) to ``image_size``², min-max to [0, 1] per image.
     Masks: the same filter on the float mask, thresholded at 0.5. ``attrs`` (e.g. ``source``)
@@ -373,7 +373,7 @@ def _synthetic(entry: dict, raw_dir: Path) -> Path:
 
 def obtain(name: str, entry: Mapping, raw_dir: str | os.PathLike, *,
            checksums: str | os.PathLike | None = None, strict: bool = False) -> Path:
-    """Make a data set's raw files available and return the folder its reader reads (SPEC §2).
+    """Make a data set's raw files available and return the folder its reader reads (docs/data.md).
 
     ``source: download`` fetches and verifies each file into ``raw_dir`` and unpacks archives
     (:func:`~bractivate.data.download.download_files`: digests missing from the entry are read
@@ -409,7 +409,7 @@ def prepare(
     checksums: str | os.PathLike | None = None,
     strict: bool = False,
 ) -> Path:
-    """The data stage of one data set (SPEC §2): :func:`obtain`, read, preprocess, write ``out_h5``.
+    """The data stage of one data set (docs/data.md): :func:`obtain`, read, preprocess, write ``out_h5``.
 
     The entry, split and size are checked before anything is downloaded or generated.
     """

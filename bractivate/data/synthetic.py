@@ -1,4 +1,4 @@
-"""Synthetic stand-ins of the three tasks, written in the public layouts (SPEC §2).
+"""Synthetic stand-ins of the three tasks, written in the public layouts (docs/data.md).
 
 Each generator is deterministic given its seed and writes files the real readers parse, so a
 synthetic data set goes through exactly the code path of real data:
@@ -193,7 +193,7 @@ def write_synthetic(
     seed: int = 0,
     size: Sequence[int] | Sequence[Sequence[int]] = (256, 256),
 ) -> Path:
-    """Write a synthetic ``task`` data set of ``n`` samples into the new folder ``root`` (SPEC §2).
+    """Write a synthetic ``task`` data set of ``n`` samples into the new folder ``root`` (docs/data.md).
 
     ``task`` is ``lungs``, ``nuclei`` or ``em`` (``n`` slices, the first half the training stack);
     the folder's layout is ``TASK_LAYOUT[task]``. Files are written to a temporary folder that is
