@@ -113,9 +113,10 @@ def test_width_scale_reduces_parameters(name):
             < count_params(build_baseline(name, (64, 64, 1), width_scale=2 * TINY)))
 
 
-def test_filters_scale_rounded_and_at_least_two():
+def test_filters_scale_rounded_and_at_least_four():
     assert scale_filters(FILTERS["unet"], 0.125) == (4, 8, 15, 30, 60)
-    assert scale_filters(FILTERS["unet"], 0.01) == (2, 2, 2, 2, 5)
+    assert scale_filters(FILTERS["unet"], 0.0625) == (4, 4, 8, 15, 30)
+    assert scale_filters(FILTERS["unet"], 0.01) == (4, 4, 4, 4, 5)
 
 
 def test_unknown_baseline_names_the_valid_ones():
