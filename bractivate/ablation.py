@@ -70,8 +70,9 @@ def block_maps(model: keras.Model, blocks: list[str], x: np.ndarray, batch_size:
 
 
 def write_maps(path, images: np.ndarray, masks: np.ndarray, maps: dict[str, dict[str, np.ndarray]],
-               blocks: list[str], ablated: str, activity: dict[str, float]) -> None:
-    """The maps file: the test images and masks, and ``maps/<model>/<block>`` (N, H, W)."""
+               blocks: list[str], ablated: str, activity: dict[str, float], provenance: dict | None = None) -> None:
+    """The maps file: the test images and masks, and ``maps/<model>/<block>`` (N, H, W); its
+    attributes carry ``provenance`` (data set, trial, …) beside the ablated block."""
     import h5py
 
     with atomic_path(path) as tmp:
@@ -83,7 +84,8 @@ def write_maps(path, images: np.ndarray, masks: np.ndarray, maps: dict[str, dict
                 for block, values in per_block.items():
                     group.create_dataset(block, data=values)
             h5.attrs.update(block=ablated, layer=MAP_LAYER, blocks=",".join(blocks),
-                            models=",".join(maps), reduction="mean |activation| over channels")
+                            models=",".join(maps), reduction="mean |activation| over channels",
+                            **(provenance or {}))
             h5.create_group("activity").attrs.update(activity)
 
 
@@ -113,7 +115,8 @@ def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: di
     probed = {name: block_maps(m, genome.blocks, x_test, train["batch_size"])
               for name, m in zip(MODELS, (model, zeroed, retrained))}
     write_maps(maps_path, x_test[:MAP_IMAGES], y_test[:MAP_IMAGES],
-               {name: maps for name, (_, maps) in probed.items()}, genome.blocks, block, activity)
+               {name: maps for name, (_, maps) in probed.items()}, genome.blocks, block, activity,
+               provenance)
     metrics = {
         **provenance, "genome_hash": genome.hash, "block": block, "block_activity": activity[block],
         "activity": activity, "edges": [e.to_dict() for e in edges],

@@ -35,7 +35,7 @@ def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_p
                    provenance: dict | None = None) -> tuple[Genome, dict]:
     """Run or resume a search; write ``best_genome.json`` (genome, its row, settings)."""
     genome, row = run_search(data, settings, state_path, history_path,
-                             on_evaluation=_progress(settings.evaluations))
+                             on_evaluation=_progress(settings.evaluations), provenance=provenance)
     summary = {k: v for k, v in row.items() if k != "genome"}
     write_json(best_path, {"genome": genome.to_dict(), "result": summary, "settings": settings.to_dict(),
                            "keras_backend": keras.config.backend(), **(provenance or {})})

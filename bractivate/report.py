@@ -37,9 +37,10 @@ MODEL_NAMES = {
 MISSING = "–"
 PROVENANCE = ["dataset", "experiment", "trial", "seed", "genome_hash"]
 
-# Stage outputs whose provenance is only in their path, matched at the end of the path.
-HISTORY_LAYOUT = "results/search/{dataset}/{experiment}/trial{trial}/history.tsv"
-ACTIVATIONS_LAYOUT = "results/ablation/{dataset}/trial{trial}/activations.h5"
+# Every stage output carries its provenance in its content: columns of a history table,
+# attributes of a maps file, keys of a metrics JSON.
+HISTORY_KEYS = ["dataset", "experiment", "trial"]
+ACTIVATIONS_KEYS = ["dataset", "trial"]
 
 TRAIN_KEYS = ["dataset", "experiment", "trial", "genome_hash", "seed", "test_dice", "params"]
 BASELINE_KEYS = ["dataset", "model", "trial", "seed", "test_dice", "params"]
@@ -50,21 +51,15 @@ ABLATION_KEYS = ["dataset", "trial", "experiment", "genome_hash", "block", "inta
 # --------------------------------------------------------------------------------- loaders
 
 
-def path_fields(path: str | Path, layout: str) -> dict:
-    """The wildcards of ``path`` under ``layout`` (``{dataset}``-style fields; ``trial`` an int).
-
-    The path may carry any prefix before the layout (an absolute or a test directory).
-    """
-    pattern = re.escape(layout)
-    for name in re.findall(r"\\\{(\w+)\\\}", pattern):
-        group = r"\d+" if name == "trial" else r"[^/]+"
-        pattern = pattern.replace(rf"\{{{name}\}}", f"(?P<{name}>{group})")
-    match = re.search(rf"(?:^|/){pattern}$", Path(path).as_posix())
-    if match is None:
-        raise ValueError(f"{path}: expected a path ending in {layout}")
-    fields = match.groupdict()
-    fields["trial"] = int(fields["trial"])
-    return fields
+def _history_table(path) -> pd.DataFrame:
+    """A search's ``history.tsv``, checked to carry its provenance columns."""
+    history = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    missing = [k for k in HISTORY_KEYS if k not in history]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} missing; this history predates the provenance "
+                         "columns: run its search again")
+    history["trial"] = history["trial"].astype(int)
+    return history
 
 
 def _read_rows(paths: Iterable, required: list[str]) -> list[dict]:
@@ -146,15 +141,13 @@ def load_histories(paths: Iterable) -> pd.DataFrame:
     minimum of the score over successful evaluations (``inf`` until the first one)."""
     frames = []
     for path in paths:
-        fields = path_fields(path, HISTORY_LAYOUT)
-        history = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+        history = _history_table(path)
         missing = {"evaluation", "genome_hash", "score", "outcome"} - set(history)
         if missing:
             raise ValueError(f"{path}: columns {sorted(missing)} missing")
         score = pd.to_numeric(history["score"], errors="coerce").astype(float)
         ok = (history["outcome"] == "ok") & np.isfinite(score)
-        history = history.sort_values("evaluation").assign(
-            score=score.where(ok, math.inf), **fields)
+        history = history.sort_values("evaluation").assign(score=score.where(ok, math.inf))
         history["best_so_far"] = history["score"].cummin()
         frames.append(history)
     if not frames:
@@ -170,11 +163,12 @@ def load_search_hours(paths: Iterable) -> pd.DataFrame:
     time waiting for a GPU or spent on a rerun that trained nothing is not search time)."""
     rows = []
     for path in paths:
-        history = pd.read_csv(path, sep="\t")
+        history = _history_table(path)
         if "elapsed_seconds" not in history or history["elapsed_seconds"].isna().any():
             raise ValueError(f"{path}: expected an elapsed_seconds value for every evaluation; this "
                              "history predates the search's own clock: run its search again")
-        rows.append({**path_fields(path, HISTORY_LAYOUT), "seconds": float(history["elapsed_seconds"].sum())})
+        rows.append({**{k: history[k].iloc[0] for k in HISTORY_KEYS},
+                     "seconds": float(history["elapsed_seconds"].sum())})
     frame = _frame(rows, ["dataset", "experiment", "trial"], "search history")
     return frame.assign(hours=frame["seconds"] / 3600)
 
@@ -191,8 +185,12 @@ def read_activations(path: str | Path, count: int) -> dict:
             raise ValueError(f"{path}: HDF5 datasets {missing} missing (expected images, masks and "
                              "maps/<model>/<block>, as the ablation rule writes them)")
         blocks = [b for b in _text(h5.attrs.get("blocks", "")).split(",") if b]
+        missing = [k for k in ACTIVATIONS_KEYS if k not in h5.attrs]
+        if missing:
+            raise ValueError(f"{path}: attributes {missing} missing (the ablation rule writes its data "
+                             "set and trial): run its ablation again")
         return {
-            **path_fields(path, ACTIVATIONS_LAYOUT),
+            "dataset": _text(h5.attrs["dataset"]), "trial": int(h5.attrs["trial"]),
             "images": h5["images"][:count, ..., 0], "masks": h5["masks"][:count, ..., 0],
             "maps": {model: {b: group[b][:count] for b in blocks if b in group}
                      for model, group in h5["maps"].items()},

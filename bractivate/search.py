@@ -143,8 +143,10 @@ class _State:
         return {"genome": self._random().to_dict(), "origin": "random", "parent_hash": ""}
 
 
-def history_frame(rows: list[dict]) -> pd.DataFrame:
-    """One row per trained genome, JSON columns for edges and activities (docs/method.md#search)."""
+def history_frame(rows: list[dict], provenance: dict | None = None) -> pd.DataFrame:
+    """One row per trained genome, JSON columns for edges and activities (docs/method.md#search);
+    ``provenance`` (data set, experiment, trial) leads every row, so the table says what it is
+    wherever it is read from."""
     table = []
     for row in rows:
         genome = row["genome"]
@@ -153,7 +155,10 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
                     edges=json.dumps(genome["edges"], separators=(",", ":")),
                     activity=json.dumps(row["activity"], sort_keys=True, separators=(",", ":")))
         table.append(flat)
-    return pd.DataFrame(table, columns=HISTORY_COLUMNS)
+    frame = pd.DataFrame(table, columns=HISTORY_COLUMNS)
+    for i, (key, value) in enumerate((provenance or {}).items()):
+        frame.insert(i, key, value)
+    return frame
 
 
 def run_search(
@@ -163,8 +168,10 @@ def run_search(
     history_path: str | Path | None = None,
     evaluate_fn: Callable[[Genome, Dataset, SearchSettings, int], dict] = evaluate,
     on_evaluation: Callable[[dict], None] | None = None,
+    provenance: dict | None = None,
 ) -> tuple[Genome, dict]:
-    """Run (or resume) a search; return the best genome and its history row.
+    """Run (or resume) a search; return the best genome and its history row. ``provenance``
+    (data set, experiment, trial) leads every row of the history table.
 
     A state at ``state_path`` is resumed when it was made on the same data (same
     :func:`data_fingerprint`); one made on other data is moved aside and the search starts afresh.
@@ -190,7 +197,7 @@ def run_search(
     def save() -> None:
         write_json(state_path, state.to_dict())
         if history_path is not None:
-            write_table(history_path, history_frame(state.rows))
+            write_table(history_path, history_frame(state.rows, provenance))
 
     save()
     max_pops = 100 * settings.evaluations

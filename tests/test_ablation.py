@@ -64,6 +64,7 @@ def test_run_ablation_writes_every_block_of_every_model(blobs, tmp_path):
         assert h5.attrs["block"] == metrics["block"]
     maps = read_activations(maps_path, 2)
     assert maps["blocks"] == GENOME.blocks and maps["maps"]["zeroed"]["mid"].shape == (2, 16, 16)
+    assert (maps["dataset"], maps["trial"]) == ("blobs", 1)  # from the file, not from its path
     rows = activation_blocks(load_ablation_metrics([metrics_path]))
     assert len(rows) == len(MODELS) * len(GENOME.blocks)
     ablated = rows[(rows["model"] == "zeroed")]

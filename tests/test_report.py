@@ -16,9 +16,9 @@ import pytest
 from bractivate.genome import block_names, random_genome
 from bractivate.outputs import TABLES, TRIAL_TABLES
 from bractivate.report import (
-    HISTORY_LAYOUT, activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
+    activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
     load_histories, load_search_hours, load_train_metrics, paired_comparison, paired_trials,
-    path_fields, tables_job,
+    tables_job,
 )
 
 DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
@@ -37,7 +37,7 @@ def _json(path: Path, obj) -> str:
     return str(path)
 
 
-def _history(path: Path, rng, fail_first: bool) -> str:
+def _history(path: Path, rng, fail_first: bool, provenance: dict) -> str:
     rows = []
     for evaluation in range(8):
         failed = (fail_first and evaluation < 2) or evaluation == 5
@@ -49,7 +49,10 @@ def _history(path: Path, rng, fail_first: bool) -> str:
                      "val_bcl": score, "val_dice": 0.5, "score": score, "activity": "{}",
                      "outcome": "failed" if failed else "ok", "error": "OOM" if failed else ""})
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(path, sep="\t", index=False)
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    for i, (key, value) in enumerate(provenance.items()):
+        frame.insert(i, key, value)
+    frame.to_csv(path, sep="\t", index=False)
     return str(path)
 
 
@@ -83,7 +86,8 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
                 out["best"].append(_json(run / "best_genome.json", {
                     "genome": genome.to_dict(), "result": result, "settings": settings,
                     "dataset": dataset, "experiment": experiment, "trial": trial}))
-                out["history"].append(_history(run / "history.tsv", rng, fail_first=trial == 1))
+                out["history"].append(_history(run / "history.tsv", rng, fail_first=trial == 1, provenance={
+                    "dataset": dataset, "experiment": experiment, "trial": trial}))
                 metrics = results / "train" / dataset / experiment / f"trial{trial}" / "metrics.json"
                 out["train"].append(_json(metrics, {
                     "dataset": dataset, "experiment": experiment, "trial": trial, "genome_hash": genome.hash,
@@ -121,7 +125,7 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
                             continue  # a model without one of the blocks
                         size = 32 // 2**level
                         h5[f"maps/{model}/{name}"] = rng.uniform(0, 2, (4, size, size)).astype("float32")
-                h5.attrs.update(block=block, layer="conv2", blocks=",".join(blocks))
+                h5.attrs.update(block=block, layer="conv2", blocks=",".join(blocks), dataset=dataset, trial=trial)
                 h5.create_group("activity").attrs.update({"enc0": 0.2, block: 1.5})
             out["activations"].append(str(run / "activations.h5"))
     return out
@@ -372,8 +376,16 @@ def test_loaders_keep_provenance_and_name_bad_files(stage, tmp_path):
     bad = _json(tmp_path / "metrics.json", {"dataset": "lungs"})
     with pytest.raises(ValueError, match=r"metrics.json: keys .*test_dice"):
         load_train_metrics([bad])
-    with pytest.raises(ValueError, match="expected a path ending in"):
-        path_fields(tmp_path / "history.tsv", HISTORY_LAYOUT)
+    # Provenance comes from the file's content, never from its path: a history without its
+    # columns is refused by name, wherever it lies.
+    anonymous = tmp_path / "results/search/lungs/main/trial1/history.tsv"
+    anonymous.parent.mkdir(parents=True)
+    pd.read_csv(paths["history"][0], sep="\t").drop(columns=["dataset", "experiment", "trial"]).to_csv(
+        anonymous, sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"history.tsv: columns \['dataset', 'experiment', 'trial'\] missing"):
+        load_search_hours([anonymous])
+    with pytest.raises(ValueError, match="history predates the provenance columns"):
+        load_histories([anonymous])
 
 
 def test_history_best_so_far_ignores_failed_evaluations(stage):

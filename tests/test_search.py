@@ -143,6 +143,15 @@ def test_killed_search_resumes_and_matches_an_uninterrupted_run(tmp_path, uninte
     assert table["elapsed_seconds"].sum() < worker_seconds
 
 
+def test_the_history_carries_its_provenance(tmp_path, blobs):
+    provenance = {"dataset": "blobs", "experiment": "main", "trial": 2}
+    run_search(blobs, tiny_settings(evaluations=2), tmp_path / "s.json", tmp_path / "h.tsv", fake_evaluate,
+               provenance=provenance)
+    table = pd.read_csv(tmp_path / "h.tsv", sep="\t")
+    assert list(table.columns[:3]) == ["dataset", "experiment", "trial"] and len(table) == 2
+    assert table[["dataset", "experiment", "trial"]].drop_duplicates().to_dict("records") == [provenance]
+
+
 def test_resume_refuses_other_settings(tmp_path, blobs):
     run_search(blobs, tiny_settings(evaluations=3), tmp_path / "s.json", None, fake_evaluate)
     with pytest.raises(ValueError, match="other settings \\(epochs differ\\)"):

@@ -176,8 +176,9 @@ def build_baseline(name: str, input_shape: tuple[int, int, int] = (128, 128, 1),
     """Build the Table 2 baseline ``name`` (one of :data:`BASELINES`), untrained.
 
     ``width_scale`` multiplies every filter count (rounded, at least 4; NAS-UNet's channels at
-    least 2); the tiny and demo presets use it to shrink the models. The output is one sigmoid channel of the input's size.
-    Height and width must be multiples of 16 (NAS-UNet: of 8, see :func:`nas_unet_depth`).
+    least 2); the tiny and demo presets use it to shrink the models. The output is one sigmoid
+    channel of the input's size. Height and width must be multiples of 16 (NAS-UNet: of 8, see
+    :func:`nas_unet_depth`).
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
