@@ -183,6 +183,7 @@ def test_a_search_on_changed_data_starts_afresh_and_keeps_the_old_state(tmp_path
     # same settings, other data (the same arrays with one pixel changed): a new search
     changed = blob_dataset()
     changed.images[0, 0, 0, 0] += 0.5
+    caplog.clear()  # the resume above logs "resuming" where an earlier test left INFO enabled
     with caplog.at_level(logging.INFO, logger="bractivate.search"):
         run_search(changed, tiny_settings(evaluations=3), state, tmp_path / "h.tsv", counting)
     assert len(calls) == 6
