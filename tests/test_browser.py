@@ -26,12 +26,21 @@ pytestmark = [
 
 
 def report_entries() -> dict[str, tuple[str, str]]:
-    """Every ``report(...)`` output of the workflow's rules: path -> (category, caption file)."""
+    """Every ``report(...)`` output of the workflow's rules: path -> (category, caption file).
+    Paths and captions may be f-strings over the names of bractivate.outputs, and the figure
+    rules are one loop over ``FIGURES`` (``_figure``)."""
+    from bractivate.outputs import FIGURES, TABLES, TRIAL_TABLES
+
+    def expand(template: str, figure: str) -> str:
+        names = {"TABLES": TABLES, "TRIAL_TABLES": TRIAL_TABLES, "_figure": figure}
+        return eval("f" + repr(template), {}, names)  # noqa: S307 - the workflow's own rule text
+
     entries = {}
     for rules in sorted((ROOT / "rules").glob("*.smk")):
         for path, caption, category in re.findall(
-                r'report\(\s*"([^"]+)",\s*caption="([^"]+)",\s*category="([^"]+)",?\s*\)', rules.read_text()):
-            entries[path] = (category, (rules.parent / caption).resolve().name)
+                r'report\(\s*f?"([^"]+)",\s*caption=f?"([^"]+)",\s*category="([^"]+)",?\s*\)', rules.read_text()):
+            for figure in FIGURES if "{_figure}" in path else (None,):
+                entries[expand(path, figure)] = (category, (rules.parent / expand(caption, figure)).resolve().name)
     return entries
 
 
