@@ -224,12 +224,13 @@ def test_the_search_clock_sums_evaluations_across_attempts(tmp_path, blobs, monk
         return fake_evaluate(genome, *args)
 
     state, history = tmp_path / "s.json", tmp_path / "results/search/lungs/main/trial1/history.tsv"
+    provenance = {"dataset": "lungs", "experiment": "main", "trial": 1}
     with pytest.raises(KeyboardInterrupt):
-        run_search(blobs, tiny_settings(evaluations=6), state, history, timed)
+        run_search(blobs, tiny_settings(evaluations=6), state, history, timed, provenance=provenance)
     killed["after"] = -1
     now[0] += 500.0  # the time between the attempts is no search time
     second = now[0]
-    run_search(blobs, tiny_settings(evaluations=6), state, history, timed)
+    run_search(blobs, tiny_settings(evaluations=6), state, history, timed, provenance=provenance)
     table = pd.read_csv(history, sep="\t")
     assert list(table["attempt"]) == [1, 1, 1, 2, 2, 2]
     assert table["evaluate_seconds"].tolist() == [11.0] * 6
