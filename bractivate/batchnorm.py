@@ -35,31 +35,39 @@ def _no_gradients():
 
 def recalibrate_batchnorm(model: keras.Model, x, batch_size: int, forward=None) -> int:
     """Set the moving mean and variance of every BatchNormalization layer of ``model`` to the
-    average of its batch statistics over ``x`` (batches of ``batch_size``), computed with the
-    current weights; return the number of layers recalibrated (0: nothing to do, no pass).
+    average of its batch statistics over ``x`` (batches of ``batch_size``, weighted by batch
+    size), computed with the current weights; return the number of layers recalibrated
+    (0: nothing to do, no pass).
 
-    ``forward(batch, training=True)`` runs the model (default: ``model`` itself; execution
-    ``torch`` passes its torch program, which reads the layers' momentum at each call). Only
-    the BatchNormalization statistics change: a training-mode call updates nothing else
-    in the models this project builds (no dropout, no other stateful layers).
+    ``forward(batch, training=True)`` runs the model (default: ``model`` itself; ``fit`` passes
+    a compiled function of it, or its torch program under execution ``torch``). During the pass
+    every layer's momentum is 0, so after each batch its moving statistics are that batch's,
+    which are summed here; a constant momentum lets ``forward`` be a function traced once. Only
+    the BatchNormalization statistics change: a training-mode call updates nothing else in the
+    models this project builds (no dropout, no other stateful layers).
     """
     layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
     if not layers or len(x) == 0:
         return 0
     forward = model if forward is None else forward
     momenta = [layer.momentum for layer in layers]
-    seen = 0
+    sums = [[None, None] for _ in layers]
+    ops = keras.ops
     try:
+        for layer in layers:
+            layer.momentum = 0.0
         with _no_gradients():
             for start in range(0, len(x), batch_size):
                 batch = x[start:start + batch_size]
-                # moving <- moving * m + batch * (1 - m) with m = seen / (seen + n) keeps the
-                # size-weighted mean of the batch statistics seen so far; m = 0 on the first
-                # batch forgets the stale statistics.
-                for layer in layers:
-                    layer.momentum = seen / (seen + len(batch))
                 forward(batch, training=True)
-                seen += len(batch)
+                n = float(len(batch))
+                for acc, layer in zip(sums, layers):
+                    for i, stat in enumerate((layer.moving_mean, layer.moving_variance)):
+                        part = ops.multiply(ops.convert_to_tensor(stat), n)
+                        acc[i] = part if acc[i] is None else ops.add(acc[i], part)
+            for acc, layer in zip(sums, layers):
+                layer.moving_mean.assign(ops.divide(acc[0], float(len(x))))
+                layer.moving_variance.assign(ops.divide(acc[1], float(len(x))))
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum

@@ -186,6 +186,24 @@ def _build_loss(model: keras.Model) -> None:
         loss.build(keras.KerasTensor(output.shape, "float32"), output)
 
 
+def _compiled_forward(model: keras.Model, execution: str):
+    """``model(x, training=...)`` for the end-of-epoch passes (statistics re-estimation and
+    validation): on TensorFlow a function traced once per mode, unless execution is ``eager``;
+    elsewhere the model itself. Eager TensorFlow calls made those passes 25 of a demo R2-UNet's
+    58 s of training (docs/benchmarks.md). The training-mode function is traced during the
+    re-estimation, with momentum 0 (:func:`~bractivate.batchnorm.recalibrate_batchnorm`), and
+    keeps that momentum: it serves nothing else."""
+    if keras.config.backend() != "tensorflow" or execution == "eager":
+        return model
+    import tensorflow as tf
+
+    # One trace per mode: any batch size (the last batch of a split is often smaller).
+    signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)]
+    modes = {training: tf.function(functools.partial(model.__call__, training=training), input_signature=signature)
+             for training in (False, True)}
+    return lambda x, training: modes[bool(training)](tf.convert_to_tensor(x))
+
+
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
         precision: str | None = None, batchnorm: str = "recalibrate", verbose: int = 0) -> FitResult:
@@ -207,11 +225,16 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   **EXECUTIONS[execution])
     _build_loss(model)
+    # Built here, eagerly: created inside the first traced training step (TensorFlow), the
+    # optimizer's variables cost ~20 ms each to lift out of the graph, and TensorFlow then
+    # traces the step a second time (a 3.8e5-parameter R2-UNet: 10 s + 9 s of its 25 s first
+    # epoch, docs/benchmarks.md).
+    model.optimizer.build(model.trainable_variables)
     program = _torch_program(model) if execution == "torch" else None
     if program is not None:
         x_train, y_train, x_val, y_val = _torch_exec().on_device(x_train, y_train, x_val, y_val)
-    stopper = _ValidateAndStop(program or model, x_train, x_val, y_val, batch_size=batch_size,
-                               patience=patience, min_delta=min_delta, batchnorm=batchnorm)
+    stopper = _ValidateAndStop(program or _compiled_forward(model, execution), x_train, x_val, y_val,
+                               batch_size=batch_size, patience=patience, min_delta=min_delta, batchnorm=batchnorm)
     if program is not None:
         history = _torch_exec().fit_arrays(model, program, x_train, y_train, epochs=epochs,
                                            batch_size=batch_size, callbacks=[stopper])

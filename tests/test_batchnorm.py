@@ -8,7 +8,7 @@ from bractivate.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from bractivate.genome import Genome, unet_skip_edges
 from bractivate.model import build_model
 from bractivate.scores import dice
-from bractivate.train import fit, predict_batches, seed_everything
+from bractivate.train import _compiled_forward, fit, predict_batches, seed_everything
 from conftest import blob_dataset
 
 
@@ -33,6 +33,35 @@ def test_recalibration_sets_the_statistics_of_the_current_weights():
     # Batches of 4, 4 and 2 images: the size-weighted mean of the three batch means.
     recalibrate_batchnorm(model, x, batch_size=4)
     np.testing.assert_allclose(_numpy(bn.moving_mean), features.mean(0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the compiled passes are TensorFlow's")
+def test_compiled_recalibration_matches_the_eager_one_and_leaves_the_momentum_alone():
+    seed_everything(3)
+    model = build_model(Genome(2, 4, tuple(unet_skip_edges(2))), (16, 16, 1))
+    x = np.random.default_rng(3).random((10, 16, 16, 1), dtype="float32")
+    layers = batchnorm_layers(model)
+    recalibrate_batchnorm(model, x, batch_size=4)  # batches of 4, 4 and 2
+    eager = [(_numpy(bn.moving_mean), _numpy(bn.moving_variance)) for bn in layers]
+    for bn in layers:  # stale statistics again
+        bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, "float32"))
+        bn.moving_variance.assign(np.ones(bn.moving_variance.shape, "float32"))
+
+    forward = _compiled_forward(model, "auto")
+    assert forward is not model
+    recalibrate_batchnorm(model, x, batch_size=4, forward=forward)
+    for bn, (mean, var) in zip(layers, eager):
+        np.testing.assert_allclose(_numpy(bn.moving_mean), mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(_numpy(bn.moving_variance), var, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_numpy(forward(x, training=False)), _numpy(model(x, training=False)), atol=1e-6)
+
+    # The model's own training-mode call still moves its statistics by 1 - 0.99 only.
+    bn = layers[0]
+    before = _numpy(bn.moving_mean)
+    model(x[:4], training=True)
+    assert all(layer.momentum == 0.99 for layer in layers)
+    assert 0 < np.abs(_numpy(bn.moving_mean) - before).max() < 0.05 * np.abs(before).max()
+    assert _compiled_forward(model, "eager") is model
 
 
 def test_recalibration_changes_no_weight_but_the_statistics():
