@@ -12,8 +12,8 @@ in place, so it is still a Keras model that is saved as ``.keras``, restored by
 epochs. The optimizer is the model's compiled Keras optimizer, so the update rule is Keras's
 Adam itself.
 
-Only the layers :func:`bractivate.model.build_model` uses are translated; any other layer makes
-:class:`TorchProgram` refuse the model, naming the layer.
+Only the layers :func:`bractivate.model.build_model` and the NAS-UNet baseline use are
+translated; any other layer makes :class:`TorchProgram` refuse the model, naming the layer.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 SUPPORTED = ("InputLayer", "Conv2D", "Conv2DTranspose", "BatchNormalization", "ReLU",
-             "MaxPooling2D", "Resizing", "Add", "Concatenate", "Rescaling")
+             "MaxPooling2D", "Resizing", "Add", "Concatenate", "Rescaling",
+             # and those of the NAS-UNet baseline (bractivate.baselines.nasunet)
+             "DepthwiseConv2D", "GroupNormalization", "Dense", "GlobalAveragePooling2D", "Multiply",
+             "AveragePooling2D", "Identity", "Subsample2D", "ZeroInsertion2D")
 _ACTIVATIONS = {"linear": None, "relu": F.relu, "sigmoid": torch.sigmoid}
 
 
@@ -56,20 +59,17 @@ def _translate(layer):
             raise _unsupported(layer, f"activation {act_name!r} not in {tuple(_ACTIVATIONS)}")
         act = _ACTIVATIONS[act_name]
         kh, kw = layer.kernel_size
-        if tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
-            raise _unsupported(layer, "expected no dilation and no groups")
+        dilation = tuple(layer.dilation_rate)
+        if getattr(layer, "groups", 1) != 1 or (kind == "Conv2DTranspose" and dilation != (1, 1)):
+            raise _unsupported(layer, "expected no groups (and no dilation of a transposed convolution)")
         stride = tuple(layer.strides)
         bias = layer.bias if layer.use_bias else None
         if kind == "Conv2D":
-            if layer.padding == "valid":
-                pad = 0
-            elif stride == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
-                pad = (kh // 2, kw // 2)  # "same" with an odd kernel: symmetric
-            else:
-                raise _unsupported(layer, "expected padding 'valid' or 'same' with an odd kernel, stride 1")
+            pad = _conv_padding(layer, stride, dilation)
 
             def conv(inputs, training):
-                y = F.conv2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride, pad)
+                y = F.conv2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride, pad,
+                             dilation)
                 return y if act is None else act(y)
             return conv
         # "same" with kernel == stride gives exactly input × stride, no crop (the decoder's
@@ -96,7 +96,7 @@ def _translate(layer):
             # (torch's own running_var update would use the unbiased one).
             y, batch_mean, invstd = torch.native_batch_norm(
                 x, layer.gamma.value, layer.beta.value, None, None, True, 0.0, eps)
-            # The momentum is read at each call: the statistics' re-estimation sets it per batch.
+            # The momentum is read at each call: the statistics' re-estimation sets it to 0.
             momentum = float(layer.momentum)
             with torch.no_grad():
                 mean.mul_(momentum).add_(batch_mean, alpha=1 - momentum)
@@ -134,6 +134,81 @@ def _translate(layer):
     if kind == "Rescaling":
         scale, offset = float(layer.scale), float(layer.offset)
         return lambda inputs, training: inputs[0] * scale + offset
+    return _translate_nasunet(layer, kind)
+
+
+def _conv_padding(layer, stride, dilation):
+    """torch's padding for a Keras Conv2D or DepthwiseConv2D: "valid", or "same" where it is
+    symmetric (odd kernel, stride 1)."""
+    kh, kw = layer.kernel_size
+    if layer.padding == "valid":
+        return 0
+    if stride == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
+        return (dilation[0] * (kh // 2), dilation[1] * (kw // 2))
+    raise _unsupported(layer, "expected padding 'valid' or 'same' with an odd kernel, stride 1")
+
+
+def _translate_nasunet(layer, kind: str):
+    """The layers only the NAS-UNet baseline uses, as functions on NCHW tensors (None: InputLayer)."""
+    if kind == "DepthwiseConv2D":
+        if layer.use_bias or getattr(layer.activation, "__name__", "") != "linear":
+            raise _unsupported(layer, "expected no bias and no activation")
+        stride, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+        pad = _conv_padding(layer, stride, dilation)
+
+        def depthwise(inputs, training):
+            kernel = layer.kernel.value  # (kh, kw, channels, multiplier) -> (channels × multiplier, 1, kh, kw)
+            kh, kw, channels, multiplier = kernel.shape
+            weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
+            return F.conv2d(inputs[0], weight, None, stride, pad, dilation, channels)
+        return depthwise
+    if kind == "GroupNormalization":
+        if layer.axis not in (-1, 3):
+            raise _unsupported(layer, "expected axis -1")
+        groups, eps = int(layer.groups), float(layer.epsilon)
+        return lambda inputs, training: F.group_norm(
+            inputs[0], groups, layer.gamma.value if layer.scale else None,
+            layer.beta.value if layer.center else None, eps)
+    if kind == "Dense":
+        act_name = getattr(layer.activation, "__name__", str(layer.activation))
+        if act_name not in _ACTIVATIONS or getattr(layer, "lora_enabled", False):
+            raise _unsupported(layer, f"expected an activation in {tuple(_ACTIVATIONS)}, no LoRA")
+        act = _ACTIVATIONS[act_name]
+
+        def dense(inputs, training):  # on the channels, the last axis in Keras's NHWC
+            y = inputs[0].movedim(1, -1) @ layer.kernel.value
+            if layer.use_bias:
+                y = y + layer.bias.value
+            y = y.movedim(-1, 1)
+            return y if act is None else act(y)
+        return dense
+    if kind == "GlobalAveragePooling2D":
+        if not layer.keepdims:
+            raise _unsupported(layer, "expected keepdims=True (the program keeps NCHW tensors)")
+        return lambda inputs, training: inputs[0].mean(dim=(2, 3), keepdim=True)
+    if kind == "Multiply":
+        def multiply(inputs, training):
+            product = inputs[0]
+            for other in inputs[1:]:
+                product = product * other
+            return product
+        return multiply
+    if kind == "AveragePooling2D":
+        if layer.padding != "valid":
+            raise _unsupported(layer, "expected padding 'valid'")
+        size, stride = tuple(layer.pool_size), tuple(layer.strides)
+        return lambda inputs, training: F.avg_pool2d(inputs[0], size, stride)
+    if kind == "Identity":
+        return lambda inputs, training: inputs[0]
+    if kind == "Subsample2D":
+        return lambda inputs, training: inputs[0][:, :, ::2, ::2]
+    if kind == "ZeroInsertion2D":
+        def zero_insertion(inputs, training):  # x at the even rows and columns, zeros elsewhere
+            x = inputs[0]
+            n, c, h, w = x.shape
+            x = torch.stack([x, torch.zeros_like(x)], dim=-1).reshape(n, c, h, 2 * w)
+            return torch.stack([x, torch.zeros_like(x)], dim=-2).reshape(n, c, 2 * h, 2 * w)
+        return zero_insertion
     return None  # InputLayer
 
 

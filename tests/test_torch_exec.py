@@ -60,5 +60,14 @@ def test_model_stays_a_keras_model(worker):
 
 
 def test_untranslated_layer_is_refused_by_name_and_fit_falls_back(worker):
-    assert "layer 'dense_head' (Dense)" in worker["refusal"]
+    assert "layer 'norm_head' (LayerNormalization)" in worker["refusal"]
     assert worker["fallback_epochs"] == 2
+
+
+def test_nasunet_runs_on_this_path_with_keras_outputs_and_loss_curve(worker):
+    nas = worker["nasunet"]
+    assert {"DepthwiseConv2D", "GroupNormalization", "Dense", "GlobalAveragePooling2D", "Multiply",
+            "AveragePooling2D", "MaxPooling2D", "Identity", "Subsample2D", "ZeroInsertion2D"} <= set(nas["layers"])
+    assert nas["v3"] < 1e-5 and nas["every_op"] < 1e-5  # training and inference mode
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(nas["torch"][key], nas["eager"][key], rtol=1e-4)

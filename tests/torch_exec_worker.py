@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bractivate import torch_exec  # noqa: E402
+from bractivate.baselines.nasunet import NAS_UNET_V3, Genotype, nas_unet  # noqa: E402
 from bractivate.batchnorm import recalibrate_batchnorm  # noqa: E402
 from bractivate.genome import Edge, Genome, unet_skip_edges  # noqa: E402
 from bractivate.model import build_model  # noqa: E402
@@ -84,9 +85,36 @@ path = Path(sys.argv[1]) / "model.keras"
 m.save(path)
 out["reload_diff"] = float(np.abs(predict_batches(keras.saving.load_model(path), x_val) - predict_batches(m, x_val)).max())
 
+# NAS-UNet, with a genotype that uses every one of its operations: the same outputs and the
+# same loss curve as Keras' own steps.
+every_op = Genotype(
+    down=(("avg_pool", 0), ("max_pool", 1), ("down_dep_conv", 0), ("identity", 2), ("down_conv", 1), ("dep_conv", 3),
+          ("down_cweight", 0), ("dil_conv", 4), ("down_dil_conv", 1), ("cweight", 5)),
+    down_concat=(2, 3, 4, 5, 6),
+    up=(("up_cweight", 1), ("identity", 0), ("up_dep_conv", 1), ("dil_conv", 2), ("up_conv", 1), ("dep_conv", 0),
+        ("up_dil_conv", 1), ("shuffle_conv", 3)),
+    up_concat=(2, 3, 4, 5),
+)
+nas = {}
+for label, genotype in (("v3", NAS_UNET_V3), ("every_op", every_op)):
+    seed_everything(4)
+    m = nas_unet(data.input_shape, channels=4, depth=2, genotype=genotype)
+    nas.setdefault("layers", set()).update(type(layer).__name__ for layer in m.layers)
+    nas_program = torch_exec.TorchProgram(m)
+    nas[label] = max(float(np.abs(keras.ops.convert_to_numpy(m(x, training=mode))
+                                  - nas_program(torch.from_numpy(x), training=mode).detach().numpy()).max())
+                     for mode in (True, False))
+for execution in ("eager", "torch"):
+    seed_everything(5)
+    m = nas_unet(data.input_shape, channels=4, depth=2, genotype=every_op)
+    nas[execution] = fit(m, data, epochs=3, batch_size=16, learning_rate=1e-3, execution=execution).history
+nas["layers"] = sorted(nas["layers"])
+out["nasunet"] = nas
+
 # A layer the program does not translate: refused by name, and fit falls back to Keras.
 inputs = keras.Input(data.input_shape)
-other = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="dense_head")(inputs))
+normalised = keras.layers.LayerNormalization(name="norm_head")(inputs)
+other = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(normalised))
 try:
     torch_exec.TorchProgram(other)
     out["refusal"] = ""
