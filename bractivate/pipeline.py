@@ -3,7 +3,9 @@ calls the package and writes its outputs atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 
 import keras
 import pandas as pd
@@ -58,8 +60,29 @@ def describe_genome(genome: Genome, input_shape=(128, 128, 1)) -> str:
 
 def save_model(model, path) -> None:
     """Save a ``.keras`` file atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, _tensorflow_left_unimported():
         model.save(tmp)
+
+
+@contextlib.contextmanager
+def _tensorflow_left_unimported():
+    """On a backend other than TensorFlow, with TensorFlow not imported, let Keras' serializer
+    take TensorFlow as unavailable: it imports TensorFlow (3.4 s of a PyTorch job,
+    docs/benchmarks.md) only to ask whether a value is a ``tf.TensorShape``, which no value can
+    be while TensorFlow is not imported."""
+    if keras.config.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        yield
+        return
+    # Private API of Keras (pinned 3.15.1): if it changes, TensorFlow is imported again and
+    # tests/test_torch_exec.py::test_seeding_on_torch_matches_keras_and_imports_no_tensorflow fails.
+    from keras.src.utils.module_utils import tensorflow as lazy_tensorflow
+
+    available = lazy_tensorflow._available
+    lazy_tensorflow._available = False
+    try:
+        yield
+    finally:
+        lazy_tensorflow._available = available
 
 
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import random
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -66,9 +68,29 @@ def use_precision(precision: str) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """The one place that seeds Python, NumPy and the Keras backend."""
+    """The one place that seeds Python, NumPy, the Keras backend and Keras' global seed
+    generator: what ``keras.utils.set_random_seed`` does, except that on another backend it
+    does not import TensorFlow only to seed it (3.4 s of every PyTorch job, docs/benchmarks.md)."""
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
-    keras.utils.set_random_seed(int(seed) % 2**31)
+    seed = int(seed) % 2**31
+    if keras.config.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    # Private API of Keras (pinned 3.15.1), the two global attributes set_random_seed sets;
+    # tests/test_torch_exec.py::test_seeding_on_torch_matches_keras_and_imports_no_tensorflow
+    # fails if this stops matching it.
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.config.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
 
 
 class _ValidateAndStop(keras.callbacks.Callback):
