@@ -23,8 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +36,9 @@ VARIANTS = {"nasunet": ("torch", "auto")}
 DEFAULT_VARIANTS = ("compiled", "eager")
 
 
-def run_one(model_name: str, variant: str, epochs: int, images: int, size: int) -> dict:
-    """One ``fit`` of ``model_name``, in this process (the backend is already set)."""
+def run_one(model_name: str, variant: str, epochs: int, data_path: str) -> dict:
+    """One ``fit`` of ``model_name`` on the HDF5 set ``data_path``, in this process (the
+    backend is already set)."""
     start = time.perf_counter()
     import keras
 
@@ -42,12 +46,9 @@ def run_one(model_name: str, variant: str, epochs: int, images: int, size: int) 
     sys.path.insert(0, str(ROOT))
     from bractivate import train
     from bractivate.baselines import build_baseline
-    from bractivate.data.synthetic import make_dataset
-    from bractivate.io import Dataset, split_indices
+    from bractivate.io import load_dataset
 
-    images_arr, masks = make_dataset("em", images, seed=2, size=(size, size))
-    data = Dataset(images_arr[..., None].astype("float32"), masks[..., None].astype("float32"),
-                   split_indices(images, {"train": 0.7, "val": 0.1, "test": 0.2}, seed=0))
+    data = load_dataset(data_path)
     seconds = {"recalibrate": 0.0, "validate": 0.0}
 
     def timed(name, fn):
@@ -80,7 +81,7 @@ def run_one(model_name: str, variant: str, epochs: int, images: int, size: int) 
     return {"model": model_name, "variant": variant, "backend": keras.config.backend(), "epochs": run.epochs,
             "import_s": round(imported - start, 2), "build_s": round(built - imported, 2),
             "fit_s": round(done - built, 2), "first_epoch_s": round(epoch_seconds[0], 2),
-            "median_epoch_s": round(sorted(epoch_seconds[1:])[len(epoch_seconds[1:]) // 2], 3),
+            "median_epoch_s": round(statistics.median(epoch_seconds[1:]), 3),
             "recalibrate_s": round(seconds["recalibrate"], 2), "validate_s": round(seconds["validate"], 2)}
 
 
@@ -90,12 +91,19 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--images", type=int, default=20, help="synthetic em images (the demo's 20)")
-    parser.add_argument("--size", type=int, default=64, help="image side (the demo's 64)")
-    parser.add_argument("--one", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=64, help="image side after preprocessing (the demo's 64)")
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "VARIANT", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.epochs, args.images, args.size)))
+        print(json.dumps(run_one(*args.one[:2], args.epochs, args.one[2])))
         return
+    sys.path.insert(0, str(ROOT))
+    from bractivate.data import prepare
+
+    tmp = Path(tempfile.mkdtemp(prefix="baseline_fit_"))
+    entry = {"format": "synthetic", "source": "synthetic",
+             "synthetic": {"task": "em", "n": args.images, "seed": 2, "size": [128, 128]}}
+    prepare("em", entry, tmp / "raw", tmp / "data.h5", image_size=args.size)
     results = []
     for _ in range(args.rounds):
         for name in args.models.split(","):
@@ -104,16 +112,17 @@ def main(argv=None) -> None:
                 env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "",
                        "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
                        "TF_CPP_MIN_LOG_LEVEL": "3"}
-                done = subprocess.run([sys.executable, __file__, "--one", name, variant, "--epochs", str(args.epochs),
-                                       "--images", str(args.images), "--size", str(args.size)],
+                done = subprocess.run([sys.executable, __file__, "--one", name, variant, str(tmp / "data.h5"),
+                                       "--epochs", str(args.epochs)],
                                       env=env, capture_output=True, text=True, check=True)
                 results.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(json.dumps(results[-1]), flush=True)
+    shutil.rmtree(tmp)
     summary = {}
     for name in args.models.split(","):
         fits = {v: sorted(r["fit_s"] for r in results if r["model"] == name and r["variant"] == v)
                 for v in VARIANTS.get(name, DEFAULT_VARIANTS)}
-        medians = {v: f[len(f) // 2] for v, f in fits.items()}
+        medians = {v: statistics.median(f) for v, f in fits.items()}
         fast, slow = VARIANTS.get(name, DEFAULT_VARIANTS)
         summary[name] = {**{f"fit_s_{v}": m for v, m in medians.items()},
                          f"ratio_{slow}_over_{fast}": round(medians[slow] / medians[fast], 2)}
