@@ -18,8 +18,10 @@ translated; any other layer makes :class:`TorchProgram` refuse the model, naming
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import operator
 
 import keras
 import numpy as np
@@ -107,11 +109,12 @@ def _translate(layer):
         if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
             raise _unsupported(layer, "expected a plain ReLU")
         return lambda inputs, training: F.relu(inputs[0])
-    if kind == "MaxPooling2D":
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
         if layer.padding != "valid":
             raise _unsupported(layer, "expected padding 'valid'")
         size, stride = tuple(layer.pool_size), tuple(layer.strides)
-        return lambda inputs, training: F.max_pool2d(inputs[0], size, stride)
+        pool = F.max_pool2d if kind == "MaxPooling2D" else F.avg_pool2d
+        return lambda inputs, training: pool(inputs[0], size, stride)
     if kind == "Resizing":
         padded = getattr(layer, "pad_to_aspect_ratio", False)
         if layer.interpolation != "bilinear" or layer.crop_to_aspect_ratio or padded:
@@ -120,13 +123,9 @@ def _translate(layer):
         # Keras's torch backend resizes with exactly these arguments
         return lambda inputs, training: F.interpolate(inputs[0], size=size, mode="bilinear",
                                                       align_corners=False, antialias=False)
-    if kind == "Add":
-        def add(inputs, training):
-            total = inputs[0]
-            for other in inputs[1:]:
-                total = total + other
-            return total
-        return add
+    if kind in ("Add", "Multiply"):
+        combine = operator.add if kind == "Add" else operator.mul
+        return lambda inputs, training: functools.reduce(combine, inputs)
     if kind == "Concatenate":
         if layer.axis not in (-1, 3):
             raise _unsupported(layer, "expected axis -1")
@@ -186,18 +185,6 @@ def _translate_nasunet(layer, kind: str):
         if not layer.keepdims:
             raise _unsupported(layer, "expected keepdims=True (the program keeps NCHW tensors)")
         return lambda inputs, training: inputs[0].mean(dim=(2, 3), keepdim=True)
-    if kind == "Multiply":
-        def multiply(inputs, training):
-            product = inputs[0]
-            for other in inputs[1:]:
-                product = product * other
-            return product
-        return multiply
-    if kind == "AveragePooling2D":
-        if layer.padding != "valid":
-            raise _unsupported(layer, "expected padding 'valid'")
-        size, stride = tuple(layer.pool_size), tuple(layer.strides)
-        return lambda inputs, training: F.avg_pool2d(inputs[0], size, stride)
     if kind == "Identity":
         return lambda inputs, training: inputs[0]
     if kind == "Subsample2D":
