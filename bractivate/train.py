@@ -211,8 +211,8 @@ def _build_loss(model: keras.Model) -> None:
 def _compiled_forward(model: keras.Model, execution: str):
     """``model(x, training=...)`` for the end-of-epoch passes (statistics re-estimation and
     validation): on TensorFlow a function traced once per mode, unless execution is ``eager``;
-    elsewhere the model itself. Eager TensorFlow calls made those passes 25 of a demo R2-UNet's
-    58 s of training (docs/benchmarks.md). The training-mode function is traced during the
+    elsewhere the model itself. Eager TensorFlow calls made those passes 27.9 of a demo R2-UNet's
+    54.5 s of ``fit`` (7.8 of 32.0 s traced, docs/benchmarks.md). The training-mode function is traced during the
     re-estimation, with momentum 0 (:func:`~bractivate.batchnorm.recalibrate_batchnorm`), and
     keeps that momentum: it serves nothing else."""
     if keras.config.backend() != "tensorflow" or execution == "eager":
@@ -249,8 +249,8 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     _build_loss(model)
     # Built here, eagerly: created inside the first traced training step (TensorFlow), the
     # optimizer's variables cost ~20 ms each to lift out of the graph, and TensorFlow then
-    # traces the step a second time (a 3.8e5-parameter R2-UNet: 10 s + 9 s of its 25 s first
-    # epoch, docs/benchmarks.md).
+    # traces the step a second time (a demo R2-UNet's first epoch: 25 s, 19 s built here,
+    # docs/benchmarks.md).
     model.optimizer.build(model.trainable_variables)
     program = _torch_program(model) if execution == "torch" else None
     if program is not None:
