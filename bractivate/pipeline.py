@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 
 import keras
 import pandas as pd
@@ -17,7 +16,7 @@ from bractivate.io import Dataset, atomic_path, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.search import run_search
 from bractivate.train import (accelerator_visible, fit, seed_everything, split_metrics,
-                              use_precision)
+                              tensorflow_unused, use_precision)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def _tensorflow_left_unimported():
     take TensorFlow as unavailable: it imports TensorFlow (3.4 s of a PyTorch job,
     docs/benchmarks.md) only to ask whether a value is a ``tf.TensorShape``, which no value can
     be while TensorFlow is not imported."""
-    if keras.config.backend() == "tensorflow" or "tensorflow" in sys.modules:
+    if not tensorflow_unused():
         yield
         return
     # Private API of Keras (pinned 3.15.1): if it changes, TensorFlow is imported again and

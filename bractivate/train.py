@@ -67,13 +67,19 @@ def use_precision(precision: str) -> str:
     return precision
 
 
+def tensorflow_unused() -> bool:
+    """Whether this process runs another Keras backend and has not imported TensorFlow: then
+    nothing needs it seeded or serialised, and importing it would cost 3.4 s (docs/benchmarks.md)."""
+    return keras.config.backend() != "tensorflow" and "tensorflow" not in sys.modules
+
+
 def seed_everything(seed: int) -> None:
     """The one place that seeds Python, NumPy, the Keras backend and Keras' global seed
     generator: what ``keras.utils.set_random_seed`` does, except that on another backend it
     does not import TensorFlow only to seed it (3.4 s of every PyTorch job, docs/benchmarks.md)."""
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
     seed = int(seed) % 2**31
-    if keras.config.backend() == "tensorflow" or "tensorflow" in sys.modules:
+    if not tensorflow_unused():
         keras.utils.set_random_seed(seed)
         return
     # Private API of Keras (pinned 3.15.1), the two global attributes set_random_seed sets;

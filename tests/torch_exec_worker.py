@@ -108,6 +108,7 @@ for execution in ("eager", "torch"):
     seed_everything(5)
     m = nas_unet(data.input_shape, channels=4, depth=2, genotype=every_op)
     nas[execution] = fit(m, data, epochs=3, batch_size=16, learning_rate=1e-3, execution=execution).history
+nas["fit_used_the_program"] = torch_exec.program_for(m) is not None
 nas["layers"] = sorted(nas["layers"])
 out["nasunet"] = nas
 
