@@ -1,9 +1,12 @@
-"""Ablation of the most active block's dendrites (paper §4.7, §5.3 and Fig. 6).
+"""Ablation of the most active block's dendrites (paper §4.7, §5.3 and Fig. 6), with a control.
 
 ``zero``: the trained weights, with the block's incoming dendritic tensors multiplied by 0.
 ``retrain``: the genome without those edges, trained from scratch under the same protocol.
+The control block, the least active other block that receives dendrites, goes through the same
+two operations, so that what zeroing the most active block costs can be compared with what
+zeroing another block costs (docs/method.md#ablation).
 
-For each of the three models the conv2 output of every block is probed on the test split:
+For each of the models the conv2 output of every block is probed on the test split:
 its mean absolute value per block (over all test images, pixels and channels) goes into the
 metrics, and its channel-mean absolute map on the first test images into the maps file, so
 that where in the network the saliency lies can be compared before and after ablation.
@@ -20,11 +23,12 @@ from bractivate.activity import block_activity
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json
 from bractivate.model import MIN_SIZE, build_model, count_params
+from bractivate.outputs import ABLATION_MODELS
 from bractivate.train import accelerator_visible, fit, seed_everything, split_metrics, use_precision
 
 log = logging.getLogger(__name__)
 MAP_IMAGES = 4
-MODELS = ("intact", "zeroed", "retrained")  # the three models of an ablation, in this order
+MODELS = ABLATION_MODELS
 MAP_LAYER = "conv2"  # each block's last conv layer, before its batch norm
 
 
@@ -34,6 +38,15 @@ def ablation_block(genome: Genome, activity: dict[str, float]) -> str:
     if not receiving:
         raise ValueError(f"genome {genome.hash} has no dendritic edge to ablate")
     return max(receiving, key=lambda b: (activity[b], -genome.blocks.index(b)))
+
+
+def control_block(genome: Genome, activity: dict[str, float], ablated: str) -> str | None:
+    """The least active block other than ``ablated`` among those that receive dendrites (ties go
+    to the later one), or None where ``ablated`` is the only one."""
+    receiving = [b for b in genome.blocks if genome.incoming(b) and b != ablated]
+    if not receiving:
+        return None
+    return min(receiving, key=lambda b: (activity[b], -genome.blocks.index(b)))
 
 
 def zeroed_model(model: keras.Model, genome: Genome, block: str, min_size: int = MIN_SIZE) -> keras.Model:
@@ -89,46 +102,76 @@ def write_maps(path, images: np.ndarray, masks: np.ndarray, maps: dict[str, dict
             h5.create_group("activity").attrs.update(activity)
 
 
-def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: dict, seed: int,
-                 activity_mode: str, metrics_path, maps_path, provenance: dict, min_size: int = MIN_SIZE) -> dict:
-    """Zero and retrain the dendrites of the trained model's most active receiving block;
-    write test Dice intact / zeroed / retrained, the mean |conv2| of every block of each model
-    (``metrics_path``) and their maps on the first test images (``maps_path``). ``min_size`` is
-    the search's, so the zeroed and retrained networks pool where the trained one does."""
-    use_precision(train.get("precision", "float32"))  # the zeroed and retrained models too
-    x_val, _ = data.split("val")
-    activity = block_activity(model, x_val[: train["batch_size"]], activity_mode)
-    block = ablation_block(genome, activity)
-    edges = genome.incoming(block)
-    log.info("ablating %d dendrite(s) of %s (activity %.4g)", len(edges), block, activity[block])
-    intact = split_metrics(model, data, "test", train["batch_size"])
+def _ablate(model: keras.Model, genome: Genome, block: str, data: Dataset, *, train: dict, seed: int,
+            min_size: int) -> dict:
+    """Zero the dendrites into ``block`` in the trained ``model`` and retrain ``genome`` without
+    them from scratch under ``train`` and ``seed``; both models with their test metrics."""
     zeroed = zeroed_model(model, genome, block, min_size)
-    zeroed_metrics = split_metrics(zeroed, data, "test", train["batch_size"])
-
     pruned = genome.with_edges([e for e in genome.edges if e.dst != block])
     seed_everything(seed)
     retrained = build_model(pruned, data.input_shape, min_size)
     run = fit(retrained, data, **train)
-    retrained_metrics = split_metrics(retrained, data, "test", train["batch_size"])
+    return {"zeroed": zeroed, "retrained": retrained, "pruned": pruned, "run": run,
+            "zeroed_metrics": split_metrics(zeroed, data, "test", train["batch_size"]),
+            "retrained_metrics": split_metrics(retrained, data, "test", train["batch_size"])}
 
-    x_test, y_test = data.split("test")
-    probed = {name: block_maps(m, genome.blocks, x_test, train["batch_size"])
-              for name, m in zip(MODELS, (model, zeroed, retrained))}
-    write_maps(maps_path, x_test[:MAP_IMAGES], y_test[:MAP_IMAGES],
-               {name: maps for name, (_, maps) in probed.items()}, genome.blocks, block, activity,
-               provenance)
+
+def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: dict, seed: int,
+                 activity_mode: str, metrics_path, maps_path, provenance: dict, min_size: int = MIN_SIZE) -> dict:
+    """Zero and retrain the dendrites of the trained model's most active receiving block and
+    of its control block (:func:`control_block`); write test Dice intact / zeroed / retrained
+    of each, the mean |conv2| of every block of every model (``metrics_path``) and their maps
+    on the first test images (``maps_path``). ``min_size`` is the search's, so the zeroed and
+    retrained networks pool where the trained one does."""
+    use_precision(train.get("precision", "float32"))  # the zeroed and retrained models too
+    x_val, _ = data.split("val")
+    activity = block_activity(model, x_val[: train["batch_size"]], activity_mode)
+    block = ablation_block(genome, activity)
+    control = control_block(genome, activity, block)
+    log.info("ablating %d dendrite(s) of %s (activity %.4g); control: %s", len(genome.incoming(block)), block,
+             activity[block], f"{control} (activity {activity[control]:.4g})" if control else "none")
+    intact = split_metrics(model, data, "test", train["batch_size"])
+    ablated = _ablate(model, genome, block, data, train=train, seed=seed, min_size=min_size)
+    models = {"intact": model, "zeroed": ablated["zeroed"], "retrained": ablated["retrained"]}
     metrics = {
         **provenance, "genome_hash": genome.hash, "block": block, "block_activity": activity[block],
-        "activity": activity, "edges": [e.to_dict() for e in edges],
-        "intact_dice": intact["dice"], "zeroed_dice": zeroed_metrics["dice"],
-        "retrained_dice": retrained_metrics["dice"], "params_intact": count_params(model),
-        "params_retrained": count_params(retrained), "retrained_genome_hash": pruned.hash,
-        "retrained_epochs": run.epochs, "retrained_finite": run.finite, "blocks": genome.blocks,
-        "map_layer": MAP_LAYER, "mean_abs_activation": {name: means for name, (means, _) in probed.items()},
+        "activity": activity, "edges": [e.to_dict() for e in genome.incoming(block)],
+        "intact_dice": intact["dice"], "zeroed_dice": ablated["zeroed_metrics"]["dice"],
+        "retrained_dice": ablated["retrained_metrics"]["dice"], "params_intact": count_params(model),
+        "params_retrained": count_params(ablated["retrained"]),
+        "retrained_genome_hash": ablated["pruned"].hash, "retrained_epochs": ablated["run"].epochs,
+        "retrained_finite": ablated["run"].finite,
+        "control_block": control, "control_block_activity": activity[control] if control else None,
+        "control_edges": [e.to_dict() for e in genome.incoming(control)] if control else [],
+        "control_zeroed_dice": None, "control_retrained_dice": None,
+    }
+    if control is not None:
+        checked = _ablate(model, genome, control, data, train=train, seed=seed, min_size=min_size)
+        models.update(control_zeroed=checked["zeroed"], control_retrained=checked["retrained"])
+        metrics.update(control_zeroed_dice=checked["zeroed_metrics"]["dice"],
+                       control_retrained_dice=checked["retrained_metrics"]["dice"],
+                       params_control_retrained=count_params(checked["retrained"]),
+                       control_retrained_genome_hash=checked["pruned"].hash,
+                       control_retrained_epochs=checked["run"].epochs,
+                       control_retrained_finite=checked["run"].finite)
+
+    x_test, y_test = data.split("test")
+    probed = {name: block_maps(m, genome.blocks, x_test, train["batch_size"]) for name, m in models.items()}
+    write_maps(maps_path, x_test[:MAP_IMAGES], y_test[:MAP_IMAGES],
+               {name: maps for name, (_, maps) in probed.items()}, genome.blocks, block, activity,
+               {**provenance, "control_block": control or ""})
+    metrics.update({
+        "blocks": genome.blocks, "map_layer": MAP_LAYER,
+        "mean_abs_activation": {name: means for name, (means, _) in probed.items()},
         "n_test": int(len(x_test)), "keras_backend": keras.config.backend(),
         "device": "gpu" if accelerator_visible() else "cpu",
-    }
+    })
     write_json(metrics_path, metrics)
-    log.info("test Dice intact %.4f, zeroed %.4f, retrained %.4f", intact["dice"],
-             zeroed_metrics["dice"], retrained_metrics["dice"])
+    log.info("test Dice intact %.4f, zeroed %.4f, retrained %.4f; control zeroed %s, retrained %s",
+             intact["dice"], metrics["zeroed_dice"], metrics["retrained_dice"],
+             _fmt(metrics["control_zeroed_dice"]), _fmt(metrics["control_retrained_dice"]))
     return metrics
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"

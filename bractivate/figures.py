@@ -29,7 +29,7 @@ from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
 from bractivate.genome import Genome  # noqa: E402
 from bractivate.io import atomic_path  # noqa: E402
-from bractivate.outputs import DEPTH_STUDY, LOSS_STUDY  # noqa: E402
+from bractivate.outputs import ABLATION_MODELS, DEPTH_STUDY, LOSS_STUDY  # noqa: E402
 from bractivate.report import (  # noqa: E402
     dice_time, fmt_sci, load_ablation_metrics, load_baseline_metrics, load_histories,
     load_search_results, load_train_metrics, model_frame, read_activations, summarise,
@@ -42,7 +42,7 @@ MAIN_PATH_COLOR = "0.55"
 ACTIVITY_CMAP = "viridis"
 ACTIVATION_CMAP = "magma"
 ACTIVATION_IMAGES = 1  # test images per data set in Fig. 6 (three rows each)
-MODELS = ("intact", "zeroed", "retrained")  # Fig. 6's rows, as bractivate.ablation names them
+MODELS = ABLATION_MODELS  # Fig. 6's rows
 MARKERS = "osD^vPX*<>"
 STRICT_LAYOUT = False  # raise instead of logging when a figure's text is clipped or overlaps
 
@@ -299,7 +299,8 @@ def activation_figure(ablation: pd.DataFrame, activation_paths: Sequence, paths:
                       style: Mapping, count: int = ACTIVATION_IMAGES) -> list[Path]:
     """Fig. 6: per data set (one panel group each) and test image, the channel-mean |conv2|
     map of every block in the network's order (columns) for the intact model, the model with
-    the ablated block's dendrites zeroed and the one retrained without them (rows); one colour
+    the ablated block's dendrites zeroed and the one retrained without them, and the same two
+    for the control block beside it (rows, where the genome has a control block); one colour
     scale per row, so a row shows where in the network that model's activation lies. Row labels
     give each model's test Dice on the whole test split."""
     maps = [read_activations(p, count) for p in activation_paths]
@@ -309,9 +310,9 @@ def activation_figure(ablation: pd.DataFrame, activation_paths: Sequence, paths:
     columns = 2 + max(len(m["blocks"]) for m in maps)  # the image, its mask, the blocks
     with _styled(style):
         fig = plt.figure(layout="constrained", figsize=(1.05 * columns + 0.9,
-                                                         sum(1.0 + 1.05 * len(MODELS) * len(m["images"])
+                                                         sum(1.0 + 1.05 * _rows(m) * len(m["images"])
                                                              for m in maps)))
-        heights = [len(MODELS) * len(m["images"]) + 0.4 for m in maps]
+        heights = [_rows(m) * len(m["images"]) + 0.4 for m in maps]
         for sub, m in zip(np.atleast_1d(fig.subfigures(len(maps), 1, height_ratios=heights)), maps):
             key = (m["dataset"], m["trial"])
             if key not in dice.index:
@@ -319,6 +320,11 @@ def activation_figure(ablation: pd.DataFrame, activation_paths: Sequence, paths:
             scores = dice.loc[key]
             _activation_panels(sub, m, scores, columns)
         return save_figure(fig, paths, style["dpi"])
+
+
+def _rows(m: Mapping) -> int:
+    """Fig. 6's rows per test image of one maps file: the models it holds."""
+    return sum(model in m["maps"] for model in MODELS)
 
 
 def _activation_panels(fig, m: Mapping, scores, columns: int) -> None:
@@ -348,9 +354,8 @@ def _activation_panels(fig, m: Mapping, scores, columns: int) -> None:
                     ax.text(0.5, 0.5, "not in\nmodel", ha="center", va="center", fontsize=6,
                             color="0.4", transform=ax.transAxes)
                 if i == 0:
-                    ablated = block == m["block"]
-                    ax.set_title(f"{block}{' (ablated)' if ablated else ''}", fontsize=7,
-                                 fontweight="bold" if ablated else "normal")
+                    role = {m["block"]: " (ablated)", m.get("control"): " (control)"}.get(block, "")
+                    ax.set_title(f"{block}{role}", fontsize=7, fontweight="bold" if role else "normal")
             row[2].set_ylabel(f"{model}\nDice {scores[f'{model}_dice']:.3f}", fontsize=7)
             bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=row[-1], shrink=0.9,
                                aspect=10, pad=0.02)
@@ -362,7 +367,8 @@ def _activation_panels(fig, m: Mapping, scores, columns: int) -> None:
             if i:
                 row[0].set_axis_off()
                 row[1].set_axis_off()
-    fig.suptitle(f"{m['dataset']}, trial {m['trial']}: dendrites of {m['block']} ablated "
+    control = f", control {m['control']}" if m.get("control") else ", no control block"
+    fig.suptitle(f"{m['dataset']}, trial {m['trial']}: dendrites of {m['block']} ablated{control} "
                  f"(genome {scores['genome_hash'][:8]})", fontsize=8)
 
 

@@ -13,6 +13,11 @@ CONTROL = "random"  # the random-search control
 DEPTH_STUDY = (BRACTIVATE, "deep5", "deep7")  # Fig. 5 (docs/method.md#experiments)
 LOSS_STUDY = (BRACTIVATE, "bcl")  # Fig. 9: ELS vs BCL selection
 
+# The models of an ablation (docs/method.md#ablation), in this order: the trained one, the most
+# active block's dendrites zeroed and retrained without them, and the same two for the control
+# block. Metrics keys are ``<model>_dice``; the maps file's groups ``maps/<model>``.
+ABLATION_MODELS = ("intact", "zeroed", "retrained", "control_zeroed", "control_retrained")
+
 # The tables rule's tables: the key it writes each under (bractivate.report.tables_job) and
 # the file name under results/tables/, each written in every one of TABLE_FORMATS.
 TABLES = {
@@ -24,6 +29,9 @@ TABLES = {
     "paired": f"paired_{BRACTIVATE}_{CONTROL}",
 }
 TABLE_FORMATS = ("tsv", "md", "tex", "html")
+# The claims rule's table (docs/method.md#claims), written in CLAIMS_FORMATS.
+CLAIMS_TABLE = "claims"
+CLAIMS_FORMATS = TABLE_FORMATS
 # The per-trial rows behind two of the tables, as TSV and HTML.
 TRIAL_TABLES = {f"{key}_trials": f"{TABLES[key]}_trials" for key in ("paired", "activation")}
 TRIAL_TABLE_FORMATS = ("tsv", "html")
@@ -38,6 +46,7 @@ def report_experiments(experiments: Iterable[str], ablated: str) -> dict[str, tu
     the config defines all of them."""
     return {
         "tables": (BRACTIVATE, CONTROL),
+        "claims": (BRACTIVATE,),
         "fig4": (BRACTIVATE,),
         "fig5": DEPTH_STUDY,
         "fig6": (ablated,),

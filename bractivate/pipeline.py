@@ -95,7 +95,10 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
         raise RuntimeError(f"training of {provenance} produced a non-finite loss")
     test = split_metrics(model, data, "test", batch_size)
     val = split_metrics(model, data, "val", batch_size)
-    metrics = {**provenance, "test_dice": test["dice"], "test_bcl": test["bcl"],
+    if test["collapsed"]:
+        log.warning("%s predicts one class at every pixel of the test split: Dice %.3f is flagged "
+                    "'collapsed' (docs/method.md#training-protocol)", provenance, test["dice"])
+    metrics = {**provenance, "test_dice": test["dice"], "test_bcl": test["bcl"], "collapsed": test["collapsed"],
                "val_dice": val["dice"], "val_bcl": val["bcl"], "params": count_params(model),
                "epochs": run.epochs, "best_epoch": run.best_epoch + 1,
                "seconds_per_epoch": run.seconds_per_epoch,

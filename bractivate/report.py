@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bractivate.io import read_json, write_table, write_text
-from bractivate.outputs import BRACTIVATE, CONTROL, TABLES
+from bractivate.outputs import ABLATION_MODELS, BRACTIVATE, CONTROL, TABLES
 
 MODEL_NAMES = {
     BRACTIVATE: "Bractivate",
@@ -195,6 +195,7 @@ def read_activations(path: str | Path, count: int) -> dict:
             "maps": {model: {b: group[b][:count] for b in blocks if b in group}
                      for model, group in h5["maps"].items()},
             "blocks": blocks, "block": _text(h5.attrs.get("block", "")),
+            "control": _text(h5.attrs.get("control_block", "")) or None,
             "layer": _text(h5.attrs.get("layer", "")),
         }
 
@@ -210,11 +211,10 @@ def block_order(block: str) -> tuple[int, int]:
     return (0, int(match[2])) if match[1] == "enc" else (2, -int(match[2]))
 
 
-def activation_blocks(ablation: pd.DataFrame, models: Iterable[str] = ("intact", "zeroed", "retrained")
-                      ) -> pd.DataFrame:
+def activation_blocks(ablation: pd.DataFrame, models: Iterable[str] = ABLATION_MODELS) -> pd.DataFrame:
     """One row per ablation trial × model × block: the mean |conv2| of that block on the test
-    split (``mean_abs_activation`` of the ablation metrics), the model's test Dice and whether
-    the block is the ablated one."""
+    split (``mean_abs_activation`` of the ablation metrics), the model's test Dice and the
+    trial's ablated and control blocks; a trial without a control block has no control rows."""
     rows = []
     for record in ablation.to_dict("records"):
         values = record.get("mean_abs_activation")
@@ -226,7 +226,9 @@ def activation_blocks(ablation: pd.DataFrame, models: Iterable[str] = ("intact",
             for block, value in sorted(values.get(model, {}).items(), key=lambda kv: block_order(kv[0])):
                 rows.append({"dataset": record["dataset"], "experiment": record["experiment"],
                              "trial": record["trial"], "genome_hash": record["genome_hash"],
-                             "ablated_block": record["block"], "model": model, "block": block,
+                             "ablated_block": record["block"],
+                             "control_block": record.get("control_block") or MISSING,
+                             "model": model, "block": block,
                              "mean_abs_activation": float(value),
                              "test_dice": record[f"{model}_dice"]})
     if not rows:
@@ -260,7 +262,16 @@ def model_frame(train: pd.DataFrame, baselines: pd.DataFrame | None = None) -> p
         parts.append(baselines.assign(source=baselines["model"]))
     frame = pd.concat(parts, ignore_index=True)
     frame["model"] = frame["source"].map(lambda s: MODEL_NAMES.get(s, s))
-    columns = ["dataset", "model", "source", "trial", "seed", "genome_hash", "test_dice", "params"]
+    # Metrics written before the flag existed count as not collapsed.
+    frame["collapsed"] = frame.get("collapsed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    same = paired_trials(train) if {BRACTIVATE, CONTROL} <= set(train["experiment"]) else None
+    frame["same_genome"] = False
+    if same is not None and len(same):
+        keys = set(zip(same.loc[same["same_genome"], "dataset"], same.loc[same["same_genome"], "trial"]))
+        frame["same_genome"] = [source == CONTROL and (d, t) in keys
+                                for source, d, t in zip(frame["source"], frame["dataset"], frame["trial"])]
+    columns = ["dataset", "model", "source", "trial", "seed", "genome_hash", "test_dice", "params",
+               "collapsed", "same_genome"]
     return frame[columns]
 
 
@@ -317,14 +328,30 @@ class ReportTable:
 def table2_dice(models: pd.DataFrame) -> ReportTable:
     """Table 2: test Dice mean ± std over trials, with the mean parameter count, per model ×
     data set (``models`` from :func:`model_frame`)."""
-    dice = summarise(models, ["model", "source", "dataset"], "test_dice", "dice")
-    params = summarise(models, ["model", "source", "dataset"], "params")
-    tidy = dice.merge(params.drop(columns="n"), on=["model", "source", "dataset"])
-    tidy["cell"] = [f"{fmt_mean_std(m, s)} ({fmt_sci(p)})"
-                    for m, s, p in zip(tidy["dice_mean"], tidy["dice_std"], tidy["params_mean"])]
+    keys = ["model", "source", "dataset"]
+    dice = summarise(models, keys, "test_dice", "dice")
+    params = summarise(models, keys, "params")
+    flags = models.groupby(keys, sort=False)[["collapsed", "same_genome"]].sum().astype(int).reset_index()
+    tidy = dice.merge(params.drop(columns="n"), on=keys).merge(flags, on=keys)
+    tidy["cell"] = [_table2_cell(row) for row in tidy.to_dict("records")]
     display = _pivot(tidy, "model", "Model", "dataset")
     return ReportTable(TABLES["table2"], "Table 2", "Test Dice, mean ± std over trials (mean parameter count), "
-                       "per model and data set.", tidy, display)
+                       "per model and data set. 'collapsed k/n': k of the n trained models predict one "
+                       "class at every test pixel; 'same genome as Bractivate': the random search ended "
+                       "on main's genome in every trial, so its row repeats main's.", tidy, display)
+
+
+def _table2_cell(row: dict) -> str:
+    """A Table 2 cell: Dice and parameters, or a note where the row repeats Bractivate's, and the
+    count of collapsed models."""
+    if row["same_genome"] == row["n"] > 0:
+        return f"same genome as {MODEL_NAMES[BRACTIVATE]} ({row['n']}/{row['n']} trials)"
+    cell = f"{fmt_mean_std(row['dice_mean'], row['dice_std'])} ({fmt_sci(row['params_mean'])})"
+    if row["same_genome"]:
+        cell += f" [same genome {row['same_genome']}/{row['n']}]"
+    if row["collapsed"]:
+        cell += f" [collapsed {row['collapsed']}/{row['n']}]"
+    return cell
 
 
 def table3_search_hours(hours: pd.DataFrame) -> ReportTable:
@@ -336,13 +363,40 @@ def table3_search_hours(hours: pd.DataFrame) -> ReportTable:
                        "experiment, mean ± std over trials.", tidy, display)
 
 
+ABLATION_TARGETS = {"most active": "", "control": "control_"}  # target: prefix of its metrics keys
+
+
+def ablation_targets(ablation: pd.DataFrame) -> pd.DataFrame:
+    """The ablation metrics as one row per trial and target (``most active`` block, and the
+    ``control`` block where the trial has one): its block and test Dice intact / zeroed /
+    retrained, with the drops from intact."""
+    parts = []
+    for target, prefix in ABLATION_TARGETS.items():
+        if f"{prefix}block" not in ablation:
+            continue  # metrics written before the ablation had a control block
+        block = ablation[f"{prefix}block"]
+        part = ablation.loc[block.notna(), ["dataset", "experiment", "trial", "genome_hash", "intact_dice"]]
+        part = part.assign(target=target, block=block[block.notna()],
+                           zeroed_dice=ablation.loc[block.notna(), f"{prefix}zeroed_dice"].astype(float),
+                           retrained_dice=ablation.loc[block.notna(), f"{prefix}retrained_dice"].astype(float))
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    # Per data set and experiment (in their order of appearance) the most active block, then the control.
+    order = {key: i for i, key in enumerate(zip(ablation["dataset"], ablation["experiment"]))}
+    frame = frame.assign(order=[order[key] for key in zip(frame["dataset"], frame["experiment"])])
+    frame = frame.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
+    return frame.assign(drop_zeroed=frame["intact_dice"] - frame["zeroed_dice"],
+                        drop_retrained=frame["intact_dice"] - frame["retrained_dice"])
+
+
 def table_ablation(ablation: pd.DataFrame) -> ReportTable:
-    """Ablation of the most active block's dendrites (docs/method.md#ablation): test Dice intact, zeroed and
-    retrained, and the drops intact − zeroed and intact − retrained, mean ± std over trials.
-    ``block`` lists the ablated blocks of the trials, each once."""
-    frame = ablation.assign(drop_zeroed=ablation["intact_dice"] - ablation["zeroed_dice"],
-                            drop_retrained=ablation["intact_dice"] - ablation["retrained_dice"])
-    keys = ["dataset", "experiment"]
+    """Ablation of the most active block's dendrites and of the control block's
+    (docs/method.md#ablation): test Dice intact, zeroed and retrained, and the drops intact −
+    zeroed and intact − retrained, mean ± std over trials, one row per data set, experiment and
+    target (``most active``, ``control``). ``block`` lists that target's blocks of the trials,
+    each once."""
+    frame = ablation_targets(ablation)
+    keys = ["dataset", "experiment", "target"]
     labels = {"intact_dice": "Intact", "zeroed_dice": "Zeroed", "retrained_dice": "Retrained",
               "drop_zeroed": "Drop (zeroed)", "drop_retrained": "Drop (retrained)"}
     prefixes = {column: column.removesuffix("_dice") for column in labels}
@@ -355,12 +409,13 @@ def table_ablation(ablation: pd.DataFrame) -> ReportTable:
                                   zip(tidy[f"{prefix}_mean"], tidy[f"{prefix}_std"])]
     tidy = tidy[keys + ["n", "block"] + [c for c in tidy if c not in (*keys, "n", "block")]]
     display = pd.DataFrame({"Data set": tidy["dataset"], "Experiment": tidy["experiment"],
-                            "Block": tidy["block"], "Trials": tidy["n"].astype(str)})
+                            "Target": tidy["target"], "Block": tidy["block"], "Trials": tidy["n"].astype(str)})
     for column, label in labels.items():
         display[label] = tidy[f"{prefixes[column]}_cell"]
-    return ReportTable(TABLES["ablation"], "Ablation", "Ablation of the most active block's "
-                       "dendrites: test Dice intact, zeroed, retrained without them, and the "
-                       "drops from intact, mean ± std over trials.", tidy, display)
+    return ReportTable(TABLES["ablation"], "Ablation", "Ablation of the dendrites of the most active "
+                       "block and of a control block (the least active other block that receives "
+                       "dendrites): test Dice intact, zeroed, retrained without them, and the drops "
+                       "from intact, mean ± std over trials.", tidy, display)
 
 
 def table_activation(blocks: pd.DataFrame) -> ReportTable:
@@ -437,6 +492,7 @@ def paired_trials(train: pd.DataFrame, first: str = BRACTIVATE, second: str = CO
     b = train.loc[train["experiment"] == second, cols].drop(columns="seed")
     paired = a.merge(b, on=keys, how="inner", suffixes=(f"_{first}", f"_{second}"), validate="one_to_one")
     paired["difference"] = paired[f"test_dice_{first}"] - paired[f"test_dice_{second}"]
+    paired["same_genome"] = paired[f"genome_hash_{first}"] == paired[f"genome_hash_{second}"]
     return paired
 
 
@@ -448,10 +504,13 @@ def paired_comparison(pairs: pd.DataFrame, first: str = BRACTIVATE, second: str 
     rows = []
     for dataset, group in pairs.groupby("dataset", sort=False):
         diff = group["difference"].to_numpy(float)
-        row = {"dataset": dataset, "n": len(diff), "mean_difference": diff.mean(),
+        same = int(group["same_genome"].sum())
+        row = {"dataset": dataset, "n": len(diff), "same_genome": same, "mean_difference": diff.mean(),
                "std_difference": diff.std(ddof=1) if len(diff) > 1 else np.nan,
                "t": np.nan, "p": np.nan}
-        if len(diff) < 2:
+        if same == len(diff):
+            row["test"] = "same genome in every trial"
+        elif len(diff) < 2:
             row["test"] = "n too small"
         elif np.ptp(diff) == 0:
             row["test"] = "differences all equal"
@@ -460,17 +519,19 @@ def paired_comparison(pairs: pd.DataFrame, first: str = BRACTIVATE, second: str 
             row.update(t=float(result.statistic), p=float(result.pvalue), test="paired t")
         row["differences"] = ", ".join(f"{d:+.3f}" for d in diff)
         rows.append(row)
-    tidy = pd.DataFrame(rows, columns=["dataset", "n", "mean_difference", "std_difference", "t",
-                                       "p", "test", "differences"])
+    tidy = pd.DataFrame(rows, columns=["dataset", "n", "same_genome", "mean_difference", "std_difference",
+                                       "t", "p", "test", "differences"])
     tidy["cell"] = [fmt_mean_std(m, s) for m, s in zip(tidy["mean_difference"], tidy["std_difference"])]
     display = pd.DataFrame({
         "Data set": tidy["dataset"], "Trials": tidy["n"].astype(str),
+        "Same genome": [f"{s}/{n}" for s, n in zip(tidy["same_genome"], tidy["n"])],
         "Per-trial difference": tidy["differences"], "Mean ± std": tidy["cell"],
         "t": [f"{t:.2f}" if np.isfinite(t) else MISSING for t in tidy["t"]],
         "p": [f"{p:.3g}" if np.isfinite(p) else note for p, note in zip(tidy["p"], tidy["test"])],
     })
     label = f"{MODEL_NAMES.get(first, first)} − {MODEL_NAMES.get(second, second)}"
-    caption = f"Paired test Dice difference {label} per data set (trials paired by seed) and a paired t test."
+    caption = (f"Paired test Dice difference {label} per data set (trials paired by seed) and a paired t "
+               "test; 'Same genome': trials in which both searches ended on the same genome.")
     return ReportTable(f"paired_{first}_{second}", "Paired comparison", caption, tidy, display)
 
 

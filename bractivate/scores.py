@@ -29,6 +29,17 @@ def dice(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5) -> floa
     return float(per_image.mean())
 
 
+def collapsed(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5) -> bool:
+    """Whether the thresholded prediction is one class at every pixel of every image while the
+    masks hold the other class somewhere: a model that segments nothing (or everything), whose
+    Dice of 0 says nothing about the architecture (docs/method.md#training-protocol)."""
+    truth = np.asarray(y_true) > 0.5
+    pred = np.asarray(y_pred) > threshold
+    if pred.all():
+        return not truth.all()
+    return not pred.any() and bool(truth.any())
+
+
 def efficiency_loss_scaling(params: float, time: float, bcl: float, gamma: float = GAMMA) -> float:
     """ELS, eq. 3, made safe for every positive input.
 

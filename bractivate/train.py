@@ -21,7 +21,7 @@ import numpy as np
 
 from bractivate.batchnorm import recalibrate_batchnorm
 from bractivate.io import Dataset
-from bractivate.scores import binary_cross_entropy, dice
+from bractivate.scores import binary_cross_entropy, collapsed, dice
 
 # How Keras runs the training step: `auto` lets Keras choose (XLA where the backend supports
 # it), `graph` compiles without XLA, `eager` compiles nothing — fastest for tiny data, where
@@ -163,6 +163,31 @@ def _mean_bce(forward, x, y, batch_size: int) -> float:
     return total / count if count else math.nan
 
 
+def output_layer(model: keras.Model):
+    """The 1x1 convolution that gives the model's one-channel output (directly, or through a
+    final Activation layer), or None if the model ends otherwise."""
+    layer = model.layers[-1]
+    if isinstance(layer, keras.layers.Activation):
+        layer = next((candidate for candidate in model.layers if candidate.output is layer.input), None)
+    if isinstance(layer, keras.layers.Conv2D) and layer.filters == 1:
+        return layer
+    return None
+
+
+def init_output_bias(model: keras.Model, y_train: np.ndarray, clip: float = 1e-3) -> float | None:
+    """Set the output convolution's bias to the log-odds of the train split's foreground
+    fraction, so that a new model starts by predicting the base rate instead of 0.5 at every
+    pixel (Lin et al. 2017, "prior" initialisation; docs/method.md#training-protocol). Returns
+    the bias, or None where the output has no bias (NAS-UNet's head is bias-free)."""
+    layer = output_layer(model)
+    if layer is None or not layer.use_bias:
+        return None
+    fraction = float(np.clip(np.mean(np.asarray(y_train) > 0.5), clip, 1 - clip))
+    bias = math.log(fraction / (1 - fraction))
+    layer.bias.assign(np.full(layer.bias.shape, bias, dtype=layer.bias.dtype))
+    return bias
+
+
 @dataclass
 class FitResult:
     """What one training run measured."""
@@ -234,11 +259,14 @@ def _compiled_forward(model: keras.Model, execution: str):
 
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
-        precision: str | None = None, batchnorm: str = "recalibrate", verbose: int = 0) -> FitResult:
-    """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
-    val split in inference mode after re-estimating its BatchNormalization statistics; keep the
-    weights of the best validation epoch (docs/method.md, "Training protocol"). ``precision``, if
-    given, must be the policy the model was built under (see :func:`use_precision`)."""
+        precision: str | None = None, batchnorm: str = "recalibrate", prior_bias: bool = True,
+        verbose: int = 0) -> FitResult:
+    """Train a newly built ``model`` on the train split with Adam and binary cross-entropy, its
+    output bias first set to the foreground's log-odds (``prior_bias``, :func:`init_output_bias`),
+    validating on the val split in inference mode after re-estimating its BatchNormalization
+    statistics; keep the weights of the best validation epoch (docs/method.md, "Training
+    protocol"). ``precision``, if given, must be the policy the model was built under (see
+    :func:`use_precision`)."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
     if batchnorm not in BATCHNORM_MODES:
@@ -250,6 +278,8 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     x_val, y_val = _training_arrays(data, "val")
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"need non-empty train and val splits, got {len(x_train)} and {len(x_val)}")
+    if prior_bias:
+        init_output_bias(model, data.split("train")[1])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   **EXECUTIONS[execution])
     _build_loss(model)
@@ -291,8 +321,8 @@ def predict_batches(model: keras.Model, x: np.ndarray, batch_size: int = 16) -> 
     ])
 
 
-def split_metrics(model: keras.Model, data: Dataset, split: str, batch_size: int = 16) -> dict[str, float]:
-    """BCL and Dice of ``model`` on one split."""
+def split_metrics(model: keras.Model, data: Dataset, split: str, batch_size: int = 16) -> dict:
+    """BCL and Dice of ``model`` on one split, and whether it predicts one class everywhere there."""
     x, y = data.split(split)
     pred = predict_batches(model, x, batch_size)
-    return {"bcl": binary_cross_entropy(y, pred), "dice": dice(y, pred)}
+    return {"bcl": binary_cross_entropy(y, pred), "dice": dice(y, pred), "collapsed": collapsed(y, pred)}

@@ -2,6 +2,10 @@
 from bractivate.data import validate_entry
 from bractivate.data.preprocess import check_planned_split, check_split
 from bractivate.outputs import (
+    BRACTIVATE,
+    CLAIMS_FORMATS,
+    CLAIMS_TABLE,
+    CONTROL,
     FIGURE_FORMATS,
     FIGURES,
     TABLE_FORMATS,
@@ -94,6 +98,10 @@ def baseline_outputs():
 # The experiments each result is made from (docs/method.md#experiments), and the tables' and figures' names:
 # bractivate.outputs holds them for these rules and for bractivate.report and bractivate.figures.
 REPORT_EXPERIMENTS = report_experiments(EXPERIMENTS, ABLATED)
+# The experiments whose full trainings the claims compare (docs/method.md#claims), where configured.
+CLAIM_EXPERIMENTS = [
+    e for e in (BRACTIVATE, CONTROL, "bcl", "deep5", "deep7") if e in EXPERIMENTS
+]
 SEARCH_HISTORIES = expand(
     "results/search/{dataset}/{experiment}/trial{trial}/history.tsv",
     dataset=DATASETS,
@@ -118,6 +126,10 @@ def report_outputs():
             "results/tables/{table}.{ext}",
             table=TRIAL_TABLES.values(),
             ext=TRIAL_TABLE_FORMATS,
+        )
+    if "claims" in wanted:
+        outputs += expand(
+            "results/tables/{table}.{ext}", table=CLAIMS_TABLE, ext=CLAIMS_FORMATS
         )
     figures = [name for name in FIGURES if name in wanted]
     return outputs + expand(

@@ -99,6 +99,31 @@ rule tables:
         "../scripts/tables.py"
 
 
+rule claims:
+    input:
+        train=train_outputs(CLAIM_EXPERIMENTS),
+        searches=search_outputs([BRACTIVATE, CONTROL]) if CONTROL in EXPERIMENTS else [],
+        ablation=ablation_outputs(),
+        baselines=baseline_outputs(),
+    output:
+        claims=f"results/tables/{CLAIMS_TABLE}.tsv",
+        claims_md=f"results/tables/{CLAIMS_TABLE}.md",
+        claims_tex=f"results/tables/{CLAIMS_TABLE}.tex",
+        claims_html=report(
+            f"results/tables/{CLAIMS_TABLE}.html",
+            caption="../report/claims.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/claims/claims.log",
+    benchmark:
+        "results/benchmarks/claims/claims.tsv"
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../scripts/claims.py"
+
+
 # Each figure's inputs, by the names bractivate.figures.FIGURE_JOBS reads them under.
 FIGURE_INPUTS = {
     "fig4": {"best": search_outputs(REPORT_EXPERIMENTS["fig4"])},

@@ -18,7 +18,7 @@ from bractivate.outputs import TABLES, TRIAL_TABLES
 from bractivate.report import (
     activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
     load_histories, load_search_hours, load_train_metrics, paired_comparison, paired_trials,
-    tables_job,
+    model_frame, table2_dice, tables_job,
 )
 
 DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
@@ -114,6 +114,10 @@ def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int 
                 "block": block, "block_activity": 1.5, "edges": [{"src": "enc0", "dst": block, "op": "add"}],
                 "intact_dice": intact, "zeroed_dice": intact - float(rng.uniform(0, 0.3)),
                 "retrained_dice": intact - float(rng.uniform(-0.05, 0.1)),
+                # a control block in trials 1 and 2 only (trial 3's genome has one receiving block)
+                "control_block": "dec0" if trial < 3 else None,
+                "control_zeroed_dice": intact - float(rng.uniform(0, 0.05)) if trial < 3 else None,
+                "control_retrained_dice": intact - float(rng.uniform(-0.05, 0.05)) if trial < 3 else None,
                 "params_intact": 50000, "params_retrained": 48000, "blocks": blocks,
                 "mean_abs_activation": activations}))
             with h5py.File(run / "activations.h5", "w") as h5:
@@ -207,8 +211,19 @@ def test_table3_hours_are_the_sum_of_the_search_clock(stage, written):
 def test_ablation_table_means_drops_and_blocks(stage, written):
     _, paths = stage
     table = _tsv(written["ablation"])
-    assert list(table["dataset"]) == list(DATASETS)
-    for row in table.to_dict("records"):
+    # per data set the most active block's row, then the control's
+    assert list(table["dataset"]) == [d for d in DATASETS for _ in range(2)]
+    assert list(table["target"]) == ["most active", "control"] * len(DATASETS)
+    for row in table[table["target"] == "control"].to_dict("records"):
+        rows = [r for r in _metrics(paths["ablation"], dataset=row["dataset"]) if r["control_block"]]
+        assert row["block"] == "dec0" and row["n"] == len(rows) == 2
+        for name in ("intact", "zeroed", "retrained"):
+            key = "intact_dice" if name == "intact" else f"control_{name}_dice"
+            assert row[f"{name}_mean"] == pytest.approx(statistics.mean(r[key] for r in rows), abs=1e-12)
+        drops = [r["intact_dice"] - r["control_zeroed_dice"] for r in rows]
+        assert row["drop_zeroed_mean"] == pytest.approx(statistics.mean(drops), abs=1e-12)
+    assert "| control | dec0 | 2 |" in Path(written["ablation_md"]).read_text()
+    for row in table[table["target"] == "most active"].to_dict("records"):
         rows = _metrics(paths["ablation"], dataset=row["dataset"])
         assert row["block"] == "dec1, mid" and row["n"] == 3
         for name in ("intact", "zeroed", "retrained"):
@@ -353,8 +368,33 @@ def test_equal_differences_skip_the_t_test():
     pairs = pd.DataFrame({"dataset": ["a"] * 3, "trial": [1, 2, 3], "test_dice_main": [0.9, 0.8, 0.7],
                           "test_dice_random": [0.8, 0.7, 0.6]})
     pairs["difference"] = [0.1, 0.1, 0.1]
-    row = paired_comparison(pairs).tidy.iloc[0]
+    pairs["same_genome"] = [False, True, False]
+    table = paired_comparison(pairs)
+    row = table.tidy.iloc[0]
     assert row["test"] == "differences all equal" and math.isnan(row["t"])
+    assert row["same_genome"] == 1 and table.display.iloc[0]["Same genome"] == "1/3"
+
+
+def test_same_genome_in_every_trial_is_said_not_tested():
+    train = pd.DataFrame({"dataset": ["a"] * 4, "experiment": ["main", "main", "random", "random"],
+                          "trial": [1, 2, 1, 2], "seed": [1, 2, 1, 2], "genome_hash": list("xyxy"),
+                          "test_dice": [0.9, 0.8, 0.9, 0.8], "params": [10, 20, 10, 20]})
+    row = paired_comparison(paired_trials(train)).tidy.iloc[0]
+    assert row["test"] == "same genome in every trial" and math.isnan(row["p"])
+    table = table2_dice(model_frame(train)).display
+    assert table.loc[table["Model"] == "Random search", "a"].item() == "same genome as Bractivate (2/2 trials)"
+    assert table.loc[table["Model"] == "Bractivate", "a"].item().startswith("0.850 ± 0.071")
+
+
+def test_table2_marks_collapsed_models_and_partly_shared_genomes():
+    train = pd.DataFrame({"dataset": ["a"] * 4, "experiment": ["main", "main", "random", "random"],
+                          "trial": [1, 2, 1, 2], "seed": [1, 2, 1, 2], "genome_hash": list("xyxz"),
+                          "test_dice": [0.9, 0.8, 0.9, 0.0], "params": [10, 20, 10, 30],
+                          "collapsed": [False, False, False, True]})
+    table = table2_dice(model_frame(train))
+    cell = table.display.loc[table.display["Model"] == "Random search", "a"].item()
+    assert cell == "0.450 ± 0.636 (2.0e1) [same genome 1/2] [collapsed 1/2]"
+    assert table.tidy.set_index("source").loc["main", "collapsed"] == 0
 
 
 def test_paired_trials_pair_on_trial_number():

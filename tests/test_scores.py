@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from bractivate.scores import binary_cross_entropy, dice, efficiency_loss_scaling, search_score
+from bractivate.scores import binary_cross_entropy, collapsed, dice, efficiency_loss_scaling, search_score
 
 
 def test_els_positive_and_strictly_increasing_including_sub_second_epochs():
@@ -48,3 +48,16 @@ def test_dice_and_bce_values():
     # image 0: 2*4/(8+4); image 1: both empty -> 1
     assert dice(truth, pred) == pytest.approx((8 / 12 + 1) / 2)
     assert binary_cross_entropy([[1.0, 0.0]], [[0.5, 0.5]]) == pytest.approx(math.log(2))
+
+
+def test_collapsed_means_one_class_everywhere_while_the_masks_hold_both():
+    masks = np.zeros((2, 4, 4, 1), "float32")
+    masks[0, :2] = 1
+    assert collapsed(masks, np.full_like(masks, 0.3))          # background everywhere
+    assert collapsed(masks, np.full_like(masks, 0.7))          # foreground everywhere
+    assert not collapsed(masks, masks * 0.9)                   # both classes predicted
+    one_pixel = np.zeros_like(masks)
+    one_pixel[1, 3, 3] = 0.6
+    assert not collapsed(masks, one_pixel)                     # a single foreground pixel is not collapse
+    assert not collapsed(np.zeros_like(masks), np.zeros_like(masks))  # right: nothing to find
+    assert not collapsed(np.ones_like(masks), np.ones_like(masks))
