@@ -3,6 +3,7 @@
 #   ./run.sh setup          create .venv and install the locked dependencies and the package
 #   ./run.sh demo [ARGS]    run the whole workflow on built-in synthetic data (presets/demo.yaml)
 #   ./run.sh test [ARGS]    run the test suite with pytest (ARGS go to pytest)
+#   ./run.sh claims [ARGS]  test the paper's claims on real and synthetic images (presets/claims.yaml)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,5 +33,10 @@ case "${1:-}" in
     setup) setup ;;
     demo) shift; setup; snakemake --cores 2 --configfile presets/demo.yaml "$@" ;;
     test) shift; setup; python -m pytest "$@" ;;
-    *) echo "usage: ./run.sh setup | demo [snakemake args] | test [pytest args]" >&2; exit 2 ;;
+    claims)
+        shift; setup
+        python -m bractivate.data.sample resources/sample/nuclei --tile 64
+        snakemake --cores 2 --configfile presets/claims.yaml "$@"
+        ;;
+    *) echo "usage: ./run.sh setup | demo [snakemake args] | test [pytest args] | claims [snakemake args]" >&2; exit 2 ;;
 esac
