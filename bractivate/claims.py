@@ -108,6 +108,8 @@ class PartTest:
         return INCONCLUSIVE
 
     def measured(self) -> str:
+        if not self.n:
+            return f"{self.label}: no trials"
         spread = f"{self.std:.3f}" if math.isfinite(self.std) else MISSING
         text = f"{self.label} {self.mean:+.3f} ± {spread}"
         return f"{text} (×{math.exp(self.mean):.2f})" if self.log_ratio and self.n else text

@@ -176,6 +176,7 @@ def test_tiny_preset_runs_end_to_end(tiny_run):
         ablation = json.loads((work / f"results/ablation/{dataset}/trial1/metrics.json").read_text())
         for key in ("intact_dice", "zeroed_dice", "retrained_dice"):
             assert 0 <= ablation[key] <= 1
+        assert "control_block" in ablation and "control_zeroed_dice" in ablation
         for model in ("unet", "unetpp", "wideunet", "attunet", "r2unet", "nasunet"):
             metrics = json.loads((work / f"results/baselines/{dataset}/{model}/trial1/metrics.json").read_text())
             assert 0 <= metrics["test_dice"] <= 1 and metrics["params"] > 0
@@ -190,6 +191,14 @@ def test_tiny_preset_runs_end_to_end(tiny_run):
             assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
     table2 = pd.read_csv(work / "results/tables/table2_dice.tsv", sep="\t")
     assert len(table2) == 2 + 6  # Bractivate, the random control and six baselines, one data set
+    assert {"collapsed", "same_genome"} <= set(table2.columns)
+    # The claims rule at tiny size: every claim the run can test, one trial, so none decided.
+    claims = pd.read_csv(work / "results/tables/claims.tsv", sep="\t")
+    assert list(claims.columns) == ["claim", "dataset", "paper", "measured", "n", "test", "p_value", "verdict"]
+    assert {"C1a", "C1b", "C3", "C4", "C5", "C6"} <= set(claims["claim"])
+    assert set(claims["n"]) <= {0, 1} and set(claims["verdict"]) == {"inconclusive"}  # C2: 0 without a control
+    for ext in ("md", "tex", "html"):
+        assert (work / f"results/tables/claims.{ext}").stat().st_size > 0
     for name in ("fig4", "fig5", "fig6", "fig7", "fig9", "search_traces"):
         with Image.open(work / f"results/figures/{name}.png") as png:
             assert min(png.size) >= 300
