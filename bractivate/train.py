@@ -163,31 +163,6 @@ def _mean_bce(forward, x, y, batch_size: int) -> float:
     return total / count if count else math.nan
 
 
-def output_layer(model: keras.Model):
-    """The 1x1 convolution that gives the model's one-channel output (directly, or through a
-    final Activation layer), or None if the model ends otherwise."""
-    layer = model.layers[-1]
-    if isinstance(layer, keras.layers.Activation):
-        layer = next((candidate for candidate in model.layers if candidate.output is layer.input), None)
-    if isinstance(layer, keras.layers.Conv2D) and layer.filters == 1:
-        return layer
-    return None
-
-
-def init_output_bias(model: keras.Model, y_train: np.ndarray, clip: float = 1e-3) -> float | None:
-    """Set the output convolution's bias to the log-odds of the train split's foreground
-    fraction, so that a new model starts by predicting the base rate instead of 0.5 at every
-    pixel (Lin et al. 2017, "prior" initialisation; docs/method.md#training-protocol). Returns
-    the bias, or None where the output has no bias (NAS-UNet's head is bias-free)."""
-    layer = output_layer(model)
-    if layer is None or not layer.use_bias:
-        return None
-    fraction = float(np.clip(np.mean(np.asarray(y_train) > 0.5), clip, 1 - clip))
-    bias = math.log(fraction / (1 - fraction))
-    layer.bias.assign(np.full(layer.bias.shape, bias, dtype=layer.bias.dtype))
-    return bias
-
-
 @dataclass
 class FitResult:
     """What one training run measured."""
@@ -259,15 +234,14 @@ def _compiled_forward(model: keras.Model, execution: str):
 
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
-        precision: str | None = None, batchnorm: str = "recalibrate", prior_bias: bool = True,
-        callbacks: tuple = (), verbose: int = 0) -> FitResult:
-    """Train a newly built ``model`` on the train split with Adam and binary cross-entropy, its
-    output bias first set to the foreground's log-odds (``prior_bias``, :func:`init_output_bias`),
-    validating on the val split in inference mode after re-estimating its BatchNormalization
-    statistics; keep the weights of the best validation epoch (docs/method.md, "Training
-    protocol"). ``precision``, if given, must be the policy the model was built under (see
-    :func:`use_precision`). ``callbacks`` (Keras callbacks) see each epoch's end after the
-    validation, with its ``val_loss`` in the logs: to observe training, not to change it."""
+        precision: str | None = None, batchnorm: str = "recalibrate", callbacks: tuple = (),
+        verbose: int = 0) -> FitResult:
+    """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
+    val split in inference mode after re-estimating its BatchNormalization statistics; keep the
+    weights of the best validation epoch (docs/method.md, "Training protocol"). ``precision``, if
+    given, must be the policy the model was built under (see :func:`use_precision`).
+    ``callbacks`` (Keras callbacks) see each epoch's end after the validation, with its
+    ``val_loss`` in the logs: to observe training, not to change it."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
     if batchnorm not in BATCHNORM_MODES:
@@ -279,8 +253,6 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     x_val, y_val = _training_arrays(data, "val")
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"need non-empty train and val splits, got {len(x_train)} and {len(x_val)}")
-    if prior_bias:
-        init_output_bias(model, data.split("train")[1])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   **EXECUTIONS[execution])
     _build_loss(model)
