@@ -3,6 +3,8 @@
 #   snakemake --cores 2 --configfile presets/demo.yaml     minutes on a laptop CPU
 from snakemake.utils import min_version, validate
 
+from bractivate.config import check_workflow_config
+
 min_version("9.0")
 
 
@@ -18,6 +20,15 @@ if "datasets" in workflow.config_settings.overwrite_config:
     config["datasets"] = workflow.config_settings.overwrite_config["datasets"]
 
 
+# Snakemake reads config files as YAML 1.1 (`1e-4` is a string) and keeps the last of two equal
+# keys: read them again with the project's reader, which refuses a duplicate key and coerces
+# `1e-4` where the schema expects a number (docs/reliability.md).
+# Private API of Snakemake (pinned 9.27.1): `workflow.configfiles` lists config.yaml and every
+# --configfile. If an upgrade renames it, parsing fails here with an AttributeError, and
+# tests/test_workflow.py::test_config_files_are_read_with_the_project_reader says so.
+check_workflow_config(
+    config, workflow.configfiles, f"{workflow.basedir}/schemas/config.schema.yaml"
+)
 validate(config, "schemas/config.schema.yaml")
 
 

@@ -15,33 +15,22 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-
-def _yaml(text: str, where: str):
-    """Parse YAML, turning a syntax error into a one-line error naming ``where``."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from err
-
 
 def _settings(path: str | None, overrides: list[str]):
     """Search settings from a YAML file and ``--set key=value`` items, each value type-checked."""
+    from bractivate.config import load_yaml, read_yaml
     from bractivate.evaluation import SearchSettings
 
     data = {}
     if path:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: settings file not found")
-        data = _yaml(Path(path).read_text(), path) or {}
+        data = read_yaml(path, "settings file") or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of search settings")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {item!r}: expected key=value")
-        data[key] = _yaml(value, f"--set {key}")
+        data[key] = load_yaml(value, f"--set {key}")
     return SearchSettings.from_dict(data)
 
 

@@ -260,6 +260,36 @@ def model_of_any_size(tmp):
     predict_folder(tmp / "m.keras", tmp / "in" / "images", tmp / "out")
 
 
+def settings_file(text):
+    def trigger(tmp):
+        from bractivate.cli import _settings
+
+        (tmp / "s.yaml").write_text(text)
+        _settings(str(tmp / "s.yaml"), [])
+    return trigger
+
+
+def exponent_in_set(tmp):
+    from bractivate.cli import _settings
+
+    settings = _settings(None, ["learning_rate=1e-4", "min_delta=5E-3"])
+    return f"learning_rate={settings.learning_rate!r} min_delta={settings.min_delta!r}"
+
+
+def exponent_in_preset(tmp):
+    from snakemake.common.configfile import load_configfile
+
+    from bractivate.config import check_workflow_config
+
+    (tmp / "lr.yaml").write_text("search: {learning_rate: 1e-4}\ntrain: {learning_rate: 5e-5}\n")
+    done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "rules", "--configfile",
+                           "presets/tiny.yaml", str(tmp / "lr.yaml")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = check_workflow_config(load_configfile(tmp / "lr.yaml"), [tmp / "lr.yaml"], ROOT / "schemas/config.schema.yaml")
+    return f"dry run planned {done.stdout.count(chr(10))} lines; search.learning_rate={config['search']['learning_rate']!r} " \
+           f"train.learning_rate={config['train']['learning_rate']!r}"
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -310,6 +340,17 @@ CATALOGUE = {
     "genome-is-an-image": (genome_is_an_image, r"g\.png: not valid JSON \('utf-8' codec can't decode"),
     "model-any-size": (model_of_any_size, r"m\.keras: expected a square single-channel model input, got \(None, None, None, 1\)"),
     "genome-too-deep": (genome_too_deep, r"g\.json: depth 100 is more than 16"),
+    # Round three (issue 22): files of another kind, encodings, one line per error, numbers, duplicate keys.
+    "settings-duplicate-key": (settings_file("epochs: 3\npopulation: 2\nepochs: 5\n"),
+                               r"s\.yaml: key 'epochs' given twice \(lines 1 and 3\); keep one"),
+    "config-duplicate-key": (bad_config("search:\n  population: 3\n  evaluations: 5\nsearch:\n  epochs: 2\n"),
+                             r"bad\.yaml: key 'search' given twice \(lines 1 and 4\)"),
+}
+
+# Inputs that are read correctly rather than refused: each trigger returns what it got.
+ACCEPTED = {
+    "set-exponent-number": (exponent_in_set, r"^learning_rate=0\.0001 min_delta=0\.005$"),
+    "config-exponent-number": (exponent_in_preset, r"search\.learning_rate=0\.0001 train\.learning_rate=5e-05$"),
 }
 
 
@@ -322,9 +363,18 @@ def test_bad_input_gets_its_documented_error(name, tmp_path):
     assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
 
 
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_input_read_correctly_gets_its_documented_result(name, tmp_path):
+    trigger, expected = ACCEPTED[name]
+    outcome = trigger(tmp_path)
+    assert re.search(expected, outcome, re.S), f"{name}: got {outcome}"
+    assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
+
+
 def test_catalogue_is_complete():
     documented = re.findall(r"^\| `([a-z0-9-]+)` \|", DOC, re.M)
-    assert sorted(documented) == sorted(CATALOGUE) and len(CATALOGUE) >= 15
+    assert sorted(documented) == sorted([*CATALOGUE, *ACCEPTED]) and len(CATALOGUE) >= 15
+    assert not set(CATALOGUE) & set(ACCEPTED)
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])

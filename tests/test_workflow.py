@@ -302,3 +302,12 @@ def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
         else:
             assert "gpu=" not in resources, (rule, resources)
     assert {"search", "train_best", "ablation", "baseline", "preprocess", "tables"} <= seen
+
+
+def test_config_files_are_read_with_the_project_reader(tmp_path):
+    # The Snakefile reads Snakemake's private ``workflow.configfiles`` (config.yaml and every --configfile).
+    (tmp_path / "p.yaml").write_text("train:\n  epochs: 3\ntrain:\n  epochs: 4\n")
+    done = snakemake("-n", "--configfile", "presets/tiny.yaml", str(tmp_path / "p.yaml"), check=False)
+    assert done.returncode != 0
+    assert "p.yaml: key 'train' given twice (lines 1 and 3)" in done.stdout + done.stderr, \
+        "Snakemake's workflow.configfiles changed: see the Snakefile"
