@@ -5,7 +5,8 @@
     bractivate preprocess --format FORMAT INPUT_DIR OUTPUT.h5 [--overwrite]
     bractivate predict MODEL.keras INPUT_DIR OUTPUT_DIR [--overwrite]
 
-A bad argument or input file ends in one line naming it and what was expected (exit status 2).
+A bad argument or input file ends in one line naming it and what was expected (exit status 2); an
+internal error in one line naming the file that holds its traceback (exit status 1).
 """
 
 from __future__ import annotations
@@ -115,14 +116,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; any error ends in one line on stderr (docs/reliability.md).
+
+    An error the user can fix (:data:`bractivate.errors.USER_ERRORS`) exits with status 2; any
+    other is a bug: its traceback goes to a log file that the line names, status 1.
+    """
+    from bractivate.errors import internal_error_line, is_user_error, log_traceback, one_line
+
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:  # OSError: unreadable, unwritable, full disk
-        message = " ".join(str(err).split())  # one line, whatever the error held
-        print(f"bractivate {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"bractivate {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every error ends in one line (docs/reliability.md)
+        if is_user_error(err):
+            print(f"bractivate {args.command}: error: {one_line(err)}", file=sys.stderr)
+            return 2
+        where = log_traceback(err, f"bractivate-{args.command}")
+        print(f"bractivate {args.command}: {internal_error_line(err, where)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import keras
 import pandas as pd
 
 from bractivate.baselines import build_baseline
+from bractivate.errors import TrainingFailed
 from bractivate.evaluation import SearchSettings
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json, write_table
@@ -92,7 +93,8 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
               patience=patience, min_delta=min_delta, execution=execution, precision=precision)
     if not run.finite:
-        raise RuntimeError(f"training of {provenance} produced a non-finite loss")
+        raise TrainingFailed(f"training of {provenance} produced a non-finite loss; "
+                             "try a smaller train.learning_rate")
     test = split_metrics(model, data, "test", batch_size)
     val = split_metrics(model, data, "val", batch_size)
     metrics = {**provenance, "test_dice": test["dice"], "test_bcl": test["bcl"],

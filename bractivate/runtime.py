@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         sys.stderr = open(log_path, "w", buffering=1)
+    sys.excepthook = _one_line_excepthook(log_path)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threads = max(1, int(threads))
@@ -132,6 +134,28 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
              os.environ.get("CUDA_VISIBLE_DEVICES"), "none" if fraction is None else f"{fraction:.3f}",
              os.environ.get("KERAS_BACKEND"))
     return chosen
+
+
+def _one_line_excepthook(log_path: str | os.PathLike | None):
+    """The job's last words (docs/reliability.md): an error the user can fix is one line in the
+    log and on the terminal; any other exception is a bug, so its traceback goes to the log too,
+    and the line says where."""
+
+    def hook(kind, err, tb) -> None:
+        from bractivate.errors import internal_error_line, is_user_error, one_line
+
+        if issubclass(kind, KeyboardInterrupt):
+            line = "error: interrupted"
+        elif is_user_error(err):
+            line = f"error: {one_line(err)}"
+        else:
+            text = "".join(traceback.format_exception(kind, err, tb))
+            print(text, file=sys.stderr, end="")
+            line = internal_error_line(err, Path(log_path) if log_path else Path("the lines above"))
+        for stream in {id(s): s for s in (sys.stderr, sys.__stderr__)}.values():
+            print(line, file=stream, flush=True)
+
+    return hook
 
 
 def _is_gpu_job(resources) -> int:

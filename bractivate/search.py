@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +32,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from bractivate.errors import SearchFailed
 from bractivate.evaluation import SearchSettings, evaluate
 from bractivate.genome import Genome, random_genome
 from bractivate.io import Dataset, read_json, write_json, write_table
@@ -161,6 +163,15 @@ def history_frame(rows: list[dict], provenance: dict | None = None) -> pd.DataFr
     return frame
 
 
+def all_failed(rows: list[dict], history_path) -> str:
+    """The one line of a search whose every evaluation failed: the most common error, and where the rest are."""
+    errors = Counter(row.get("error") or "unknown error" for row in rows)
+    error, count = errors.most_common(1)[0]
+    where = f"the error column of {history_path}" if history_path is not None else "the state's rows"
+    return (f"all {len(rows)} evaluations failed, {count} of them with {error}; no genome could be trained "
+            f"with these settings on this data: see {where}")
+
+
 def run_search(
     data: Dataset,
     settings: SearchSettings,
@@ -232,6 +243,6 @@ def run_search(
             state.queue.append({"genome": state._random().to_dict(), "origin": "random", "parent_hash": ""})
         save()
     if state.best is None:
-        raise RuntimeError(f"all {len(state.rows)} evaluations failed; see the history's error column")
+        raise SearchFailed(all_failed(state.rows, history_path))
     best = state.rows[state.best]
     return Genome.from_dict(best["genome"]), best

@@ -290,6 +290,58 @@ def exponent_in_preset(tmp):
            f"train.learning_rate={config['train']['learning_rate']!r}"
 
 
+def run_cli(*argv) -> str:
+    """``bractivate ARGV`` in this process: its exit status and stderr, which must be one line."""
+    import contextlib
+    import io
+
+    from bractivate.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    assert err.getvalue().count("\n") == 1, err.getvalue()
+    return f"exit {status}: {err.getvalue().strip()}"
+
+
+def internal_error_in_cli(tmp):
+    from unittest import mock
+
+    (tmp / "g.json").write_text(json.dumps(Genome(1, 4).to_dict()))
+    with mock.patch("bractivate.genome.Genome.load", side_effect=KeyError("a bug")):
+        outcome = run_cli("show", tmp / "g.json")
+    log = Path(re.search(r"traceback is in (\S+):", outcome).group(1))
+    assert "Traceback (most recent call last)" in log.read_text() and "KeyError: 'a bug'" in log.read_text()
+    log.unlink()
+    return outcome
+
+
+def every_evaluation_fails(tmp):
+    from bractivate.evaluation import SearchSettings
+    from bractivate.search import run_search
+
+    def broken(genome, data, settings, seed):
+        return {"params": 0, "seconds_per_epoch": float("nan"), "train_seconds": 0.0, "flops_per_epoch": 0,
+                "epochs": 0, "val_bcl": float("nan"), "val_dice": float("nan"), "score": float("inf"),
+                "activity": {}, "outcome": "failed", "error": "ValueError: input of 16x16 is too small for depth 5"}
+
+    run_search(blob_dataset(n=10, size=32), SearchSettings(population=2, evaluations=3), tmp / "state.json",
+               tmp / "history.tsv", evaluate_fn=broken)
+
+
+def script_error(code):
+    """A workflow script's error after ``setup_job`` (what every script calls first): its stderr and log."""
+    def trigger(tmp):
+        program = ("import sys; from bractivate.runtime import setup_job; "
+                   f"setup_job({str(tmp / 'job.log')!r}); {code}")
+        done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True)
+        log = (tmp / "job.log").read_text()
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert log.rstrip().splitlines()[-1] == done.stderr.strip(), log
+        return f"log has {len(log.splitlines())} lines, ends with: {done.stderr.strip()}"
+    return trigger
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -345,12 +397,20 @@ CATALOGUE = {
                                r"s\.yaml: key 'epochs' given twice \(lines 1 and 3\); keep one"),
     "config-duplicate-key": (bad_config("search:\n  population: 3\n  evaluations: 5\nsearch:\n  epochs: 2\n"),
                              r"bad\.yaml: key 'search' given twice \(lines 1 and 4\)"),
+    "search-all-failed": (every_evaluation_fails, r"^all 3 evaluations failed, 3 of them with ValueError: input of 16x16 is "
+                          r"too small for depth 5; no genome could be trained .*: see the error column of .*history\.tsv$"),
 }
 
 # Inputs that are read correctly rather than refused: each trigger returns what it got.
 ACCEPTED = {
     "set-exponent-number": (exponent_in_set, r"^learning_rate=0\.0001 min_delta=0\.005$"),
     "config-exponent-number": (exponent_in_preset, r"search\.learning_rate=0\.0001 train\.learning_rate=5e-05$"),
+    "cli-internal-error": (internal_error_in_cli, r"^exit 1: bractivate show: internal error \(KeyError: missing key 'a bug'\); "
+                           r"its traceback is in \S+bractivate-show-\S+\.log: please report it"),
+    "script-user-error": (script_error("import json; json.loads('{')"),
+                          r"log has 2 lines, ends with: error: Expecting property name enclosed in double quotes: line 1"),
+    "script-internal-error": (script_error("{}['settings']"),
+                              r"ends with: internal error \(KeyError: missing key 'settings'\); its traceback is in \S+job\.log"),
 }
 
 
