@@ -37,15 +37,20 @@ def _settings(path: str | None, overrides: list[str]):
 
 def search_command(args) -> int:
     from bractivate.io import load_dataset
-    from bractivate.pipeline import run_search_job
+    from bractivate.pipeline import check_search_outputs, run_search_job
+    from bractivate.search import read_state
 
     settings = _settings(args.settings, args.set)
     out = Path(args.outdir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file; expected the output folder")
+    state = Path(args.state) if args.state else out / "search_state.json"
+    # Every file is checked for its kind before the data set is read (docs/reliability.md).
+    check_search_outputs(out / "best_genome.json", out / "history.tsv", state)
+    if state.exists() or state.is_symlink():
+        read_state(state)
     data = load_dataset(args.data)
-    run_search_job(data, settings, out / "best_genome.json", out / "history.tsv",
-                   Path(args.state) if args.state else out / "search_state.json")
+    run_search_job(data, settings, out / "best_genome.json", out / "history.tsv", state)
     return 0
 
 

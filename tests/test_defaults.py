@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bractivate.data import prepare
-from bractivate.data.preprocess import MAX_IMAGE_SIZE, check_image_size, check_split
+from bractivate.data.preprocess import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size, check_split
 from bractivate.evaluation import SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,9 +66,10 @@ def test_the_schema_split_is_one_the_preprocessing_accepts():
 
 def test_the_schema_image_size_range_is_the_preprocessings():
     schema = SCHEMA["properties"]["image_size"]
-    assert schema["maximum"] == MAX_IMAGE_SIZE
+    assert (schema["minimum"], schema["maximum"]) == (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     for size in (schema["minimum"], schema["default"], schema["maximum"]):
         assert check_image_size(size) == size
-    with pytest.raises(ValueError, match="image_size"):
-        check_image_size(schema["maximum"] + 1)
+    for size in (schema["minimum"] - 1, schema["maximum"] + 1):
+        with pytest.raises(ValueError, match="image_size"):
+            check_image_size(size)
     assert inspect.signature(prepare).parameters["image_size"].default == schema["default"]

@@ -30,8 +30,8 @@ DOC = (ROOT / "docs" / "reliability.md").read_text()
 def pairs(root: Path, images: dict, masks: dict) -> Path:
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    for stem, shape in images.items():
-        Image.fromarray(np.zeros(shape, np.uint8)).save(root / "images" / f"{stem}.png")
+    for stem, shape in images.items():  # a gradient: an image of one intensity gets a warning of its own
+        Image.fromarray((np.indices(shape).sum(0) * 9 % 256).astype(np.uint8)).save(root / "images" / f"{stem}.png")
     for stem, mask in masks.items():
         Image.fromarray(mask).save(root / "masks" / f"{stem}.png")
     return root
@@ -290,6 +290,64 @@ def exponent_in_preset(tmp):
            f"train.learning_rate={config['train']['learning_rate']!r}"
 
 
+SQUARE = np.zeros((32, 32), bool)
+SQUARE[8:24, 8:24] = True  # a quarter of the image
+
+
+def masks_as(encode, suffix=".png", n=4):
+    """``n`` samples whose masks are ``SQUARE`` written by ``encode(square) -> array`` with ``suffix``,
+    preprocessed at their size: the warnings given and the foreground fraction read."""
+    def trigger(tmp):
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        for i in range(n):
+            Image.fromarray((np.indices((32, 32)).sum(0) * 4 + i).astype(np.uint8)).save(tmp / "images" / f"s{i}.png")
+            array = encode(SQUARE)
+            if suffix == ".tif":
+                tifffile.imwrite(tmp / "masks" / f"s{i}.tif", array)
+            else:
+                Image.fromarray(array).save(tmp / "masks" / f"s{i}{suffix}", **({"quality": 75} if suffix == ".jpg" else {}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = preprocess(read_raw("pairs", tmp), 32, {"train": 0.5, "val": 0.25, "test": 0.25})
+        said = "; ".join(f"{w.category.__name__}: {w.message}" for w in caught)
+        return f"{len(caught)} warning(s){': ' + said if said else ''}; foreground {data.masks.mean():.3f}"
+    return trigger
+
+
+def jpeg_noise_in_png(square):
+    noise = np.random.default_rng(0).integers(0, 6, square.shape)
+    return np.where(square, 255 - noise, noise).astype(np.uint8)
+
+
+def drawn_in_alpha(square):
+    rgba = np.full((*square.shape, 4), 255, np.uint8)  # white everywhere; the drawing is the opacity
+    rgba[..., 3] = square * 255
+    return rgba
+
+
+def instance_labels(square):
+    labels = np.zeros(square.shape, np.uint16)
+    labels[8:24, 8:16], labels[8:24, 16:24] = 1, 2
+    return labels
+
+
+def image_of_side(shape):
+    def trigger(tmp):
+        root = pairs(tmp, GOOD_IMAGES, {"a": np.zeros(shape, np.uint8), **GOOD_MASKS})
+        Image.fromarray(np.full(shape, 200, np.uint8)).save(root / "images" / "a.png")
+        preprocess(read_raw("pairs", root), 8)
+    return trigger
+
+
+def constant_images(tmp):
+    root = pairs(tmp, GOOD_IMAGES, {"a": (SQUARE[:8, :8] * 255).astype(np.uint8), **GOOD_MASKS})
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(root / "images" / "a.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        preprocess(read_raw("pairs", root), 8)
+
+
 def run_cli(*argv) -> str:
     """``bractivate ARGV`` in this process: its exit status and stderr, which must be one line."""
     import contextlib
@@ -340,6 +398,87 @@ def script_error(code):
         assert log.rstrip().splitlines()[-1] == done.stderr.strip(), log
         return f"log has {len(log.splitlines())} lines, ends with: {done.stderr.strip()}"
     return trigger
+
+
+def users_file_as_state(state, prepare=None):
+    """``bractivate search`` with ``--state`` at a file the search did not write: refused, left as it was."""
+    def trigger(tmp):
+        (tmp / "out").mkdir()
+        (tmp / "notes.json").write_text('{"todo": ["buy milk"]}\n')
+        write_json = __import__("bractivate.io", fromlist=["write_json"]).write_json
+        write_json(tmp / "out" / "best_genome.json", {"genome": Genome(1, 4).to_dict(), "result": {}, "settings": {}})
+        if prepare:
+            prepare(tmp)
+        before = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
+        outcome = run_cli("search", tmp / "none.h5", tmp / "out", "--state", state(tmp))
+        assert {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()} == before, "a file was changed"
+        return outcome
+    return trigger
+
+
+def h5_with(**change):
+    """A data set file whose arrays ``change`` replaces (None deletes one; a dict makes a group)."""
+    def trigger(tmp):
+        import h5py
+
+        from bractivate.io import write_dataset
+
+        write_dataset(tmp / "d.h5", blob_dataset(n=10, size=32))
+        with h5py.File(tmp / "d.h5", "a") as h5:
+            for key, value in change.items():
+                del h5[key]
+                if isinstance(value, dict):
+                    h5.create_group(key)
+                else:
+                    h5.create_dataset(key, data=value)
+        load_dataset(tmp / "d.h5")
+    return trigger
+
+
+def genome_text(text):
+    def trigger(tmp):
+        (tmp / "g.json").write_text(text)
+        Genome.load(tmp / "g.json")
+    return trigger
+
+
+def a_model(tmp, outputs):
+    inputs = keras.Input((16, 16, 1))
+    keras.Model(inputs, outputs(inputs)).save(tmp / "m.keras")
+    pairs(tmp / "in", {"a": (20, 20), "b": (16, 16)}, {})
+    return tmp / "m.keras"
+
+
+def predict_with(outputs):
+    def trigger(tmp):
+        try:
+            predict_folder(a_model(tmp, outputs), tmp / "in" / "images", tmp / "out")
+        finally:
+            assert not list((tmp / "out").glob("*.png")), "a mask was written"
+    return trigger
+
+
+def classifier(inputs):
+    return keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inputs))
+
+
+def overwrite_a_users_file(tmp):
+    (tmp / "out").mkdir()
+    (tmp / "out" / "a.png").write_text("my notes, named like a mask")
+    try:
+        predict_folder(a_model(tmp, lambda x: keras.layers.Conv2D(1, 1, activation="sigmoid")(x)),
+                       tmp / "in" / "images", tmp / "out", overwrite=True)
+    finally:
+        assert (tmp / "out" / "a.png").read_text() == "my notes, named like a mask"
+
+
+def preprocess_over_a_users_file(tmp):
+    pairs(tmp / "in", {"a": (8, 8), **GOOD_IMAGES}, {"a": np.zeros((8, 8), np.uint8), **GOOD_MASKS})
+    (tmp / "o.h5").write_text("my notes")
+    try:
+        preprocess_cli("pairs", tmp / "in", tmp / "o.h5", image_size=8, split=[0.4, 0.3, 0.3], overwrite=True)
+    finally:
+        assert (tmp / "o.h5").read_text() == "my notes"
 
 
 CATALOGUE = {
@@ -397,14 +536,69 @@ CATALOGUE = {
                                r"s\.yaml: key 'epochs' given twice \(lines 1 and 3\); keep one"),
     "config-duplicate-key": (bad_config("search:\n  population: 3\n  evaluations: 5\nsearch:\n  epochs: 2\n"),
                              r"bad\.yaml: key 'search' given twice \(lines 1 and 4\)"),
+    "hdf5-images-rank": (h5_with(images=np.zeros((10, 32, 32), np.float32)),
+                         r"d\.h5: images is a float32 array of shape \(10, 32, 32\); expected \(N, H, W, 1\) float32"),
+    "hdf5-masks-float": (h5_with(masks=np.zeros((10, 32, 32, 1), np.float64)),
+                         r"d\.h5: masks is a float64 array of shape \(10, 32, 32, 1\); expected \(N, H, W, 1\) uint8"),
+    "hdf5-group": (h5_with(images={}), r"d\.h5: HDF5 'images' is a group, not an array"),
+    "hdf5-split-float": (h5_with(**{"split/val": np.array([0.5, 1.5])}),
+                         r"d\.h5: split/val is a float64 array of shape \(2,\); expected a list of integer sample indices"),
+    "hdf5-split-repeated": (h5_with(**{"split/test": np.array([1, 1, 2])}), r"d\.h5: split 'test' repeats 1 sample index"),
+    "hdf5-split-overlap": (h5_with(**{"split/val": np.array([0])}), r"d\.h5: split '(val|test)' shares 1 samples with another split"),
+    "hdf5-split-out-of-range": (h5_with(**{"split/val": np.array([10])}), r"d\.h5: split 'val' has indices outside \[0, 10\)"),
+    "genome-nested": (genome_text("[" * 100_000 + "]" * 100_000), r"g\.json: JSON nested too deeply to be one of the project's files"),
+    "genome-huge": (genome_text(json.dumps({"depth": 2, "filters": 8, "edges": [], "pad": "x" * (9 << 20)})),
+                    r"g\.json: \d+ bytes is more than a genome file holds \(at most 8388608\)"),
+    "genome-too-many-edges": (genome_text(json.dumps({"depth": 2, "filters": 8, "edges": [["enc0", "dec0", "add"]] * 7})),
+                              r"g\.json: 7 edges; a genome of depth 2 has at most 6"),
+    "predict-classifier": (predict_with(classifier), r"m\.keras: output of shape \(None, 1\) for input \(None, 16, 16, 1\); "
+                           r"expected one channel per pixel at the input's size, \(None, 16, 16, 1\)"),
+    "predict-three-channels": (predict_with(lambda x: keras.layers.Conv2D(3, 1, activation="softmax")(x)),
+                               r"output of shape \(None, 16, 16, 3\) .*expected one channel per pixel"),
+    "predict-other-size": (predict_with(lambda x: keras.layers.Conv2D(1, 1, activation="sigmoid")(keras.layers.MaxPooling2D()(x))),
+                           r"output of shape \(None, 8, 8, 1\) for input \(None, 16, 16, 1\)"),
+    "predict-logits": (predict_with(lambda x: keras.layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-3.0))(x)),
+                       r"m\.keras: predicts values in \[-3, -3\] for a\.png; expected probabilities in \[0, 1\]"),
+    "predict-overwrite-not-a-mask": (overwrite_a_users_file, r"out/a\.png: exists and is not a PNG mask \(1 such file\(s\)\)"),
+    "preprocess-overwrite-not-hdf5": (preprocess_over_a_users_file,
+                                      r"o\.h5: exists and is not an HDF5 data set; --overwrite replaces only a data set"),
+    "mask-float": (lambda tmp: masks_as(lambda sq: sq.astype(np.float32), ".tif")(tmp),
+                   r"masks/s0\.tif: mask has dtype float32; expected an integer type: save it as a 0/255 PNG"),
+    "image-1x1": (image_of_side((1, 1)), r"images/a\.png: image of 1×1 pixels is too small to carry a mask \(at least 4×4\)"),
+    "image-constant": (constant_images, r"1 of 3 images are of one intensity \(a\) and become blank after min-max"),
     "search-all-failed": (every_evaluation_fails, r"^all 3 evaluations failed, 3 of them with ValueError: input of 16x16 is "
                           r"too small for depth 5; no genome could be trained .*: see the error column of .*history\.tsv$"),
 }
 
-# Inputs that are read correctly rather than refused: each trigger returns what it got.
-ACCEPTED = {
+# Inputs read correctly, and errors seen as the user sees them (a command's one line): each trigger
+# returns what it got.
+OUTCOMES = {
     "set-exponent-number": (exponent_in_set, r"^learning_rate=0\.0001 min_delta=0\.005$"),
     "config-exponent-number": (exponent_in_preset, r"search\.learning_rate=0\.0001 train\.learning_rate=5e-05$"),
+    "state-users-json": (users_file_as_state(lambda tmp: tmp / "notes.json"),
+                         r"^exit 2: bractivate search: error: \S+notes\.json: not a search state \(no version, settings, queue, "
+                         r"rows, best, rng\); --state takes only a file that a search wrote; the file is left as it is"),
+    "state-is-best-genome": (users_file_as_state(lambda tmp: tmp / "out" / "best_genome.json"),
+                             r"^exit 2: .*out/best_genome\.json: the search state would replace the search's own output "
+                             r"best_genome\.json; give --state another file$"),
+    "state-not-json": (users_file_as_state(lambda tmp: tmp / "in" / "images" / "y.png",
+                                           lambda tmp: pairs(tmp / "in", GOOD_IMAGES, GOOD_MASKS)),
+                       r"^exit 2: .*images/y\.png: not valid JSON \('utf-8' codec can't decode"),
+    "search-output-not-ours": (users_file_as_state(lambda tmp: tmp / "s.json",
+                                                   lambda tmp: (tmp / "out" / "history.tsv").write_text("a\tb\n1\t2\n")),
+                               r"^exit 2: .*out/history\.tsv: exists and is not a search history .*it is left as it is"),
+    "mask-jpeg": (masks_as(lambda sq: (sq * 255).astype(np.uint8), ".jpg"),
+                  r"^1 warning\(s\): LossyMaskWarning: \S+: 4 of 4 mask file\(s\) lossy, the first: \S+masks/s0\.jpg: lossy mask "
+                  r"\(JPEG or compression noise\): thresholded at half its range, 127\.5 of 255; .*; foreground 0\.250$"),
+    "mask-lossy-png": (masks_as(jpeg_noise_in_png), r"^1 warning\(s\): LossyMaskWarning: .*4 of 4 mask file\(s\) lossy, "
+                       r"the first: \S+masks/s0\.png: lossy mask .*; foreground 0\.250$"),
+    "mask-alpha": (masks_as(drawn_in_alpha), r"^0 warning\(s\); foreground 0\.250$"),
+    "mask-rgb": (masks_as(lambda sq: np.stack([sq * 200, sq * 30, sq * 0], -1).astype(np.uint8)), r"^0 warning\(s\); foreground 0\.250$"),
+    "mask-0-1": (masks_as(lambda sq: sq.astype(np.uint8)), r"^0 warning\(s\); foreground 0\.250$"),
+    "mask-instance-labels": (masks_as(instance_labels), r"^1 warning\(s\): NotBinaryMaskWarning: \S+: 4 of 4 mask file\(s\) not binary, "
+                             r"the first: \S+masks/s0\.png: mask is not binary: .*instance labels give their union\); foreground 0\.250$"),
+    "cli-image-size-below-schema": (lambda tmp: run_cli("preprocess", "--format", "pairs", "--image-size", "4", tmp, tmp / "o.h5"),
+                                    r"^exit 2: bractivate preprocess: error: --image-size: expected an integer in \[8, 1024\], got 4$"),
     "cli-internal-error": (internal_error_in_cli, r"^exit 1: bractivate show: internal error \(KeyError: missing key 'a bug'\); "
                            r"its traceback is in \S+bractivate-show-\S+\.log: please report it"),
     "script-user-error": (script_error("import json; json.loads('{')"),
@@ -423,9 +617,9 @@ def test_bad_input_gets_its_documented_error(name, tmp_path):
     assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
 
 
-@pytest.mark.parametrize("name", list(ACCEPTED))
+@pytest.mark.parametrize("name", list(OUTCOMES))
 def test_input_read_correctly_gets_its_documented_result(name, tmp_path):
-    trigger, expected = ACCEPTED[name]
+    trigger, expected = OUTCOMES[name]
     outcome = trigger(tmp_path)
     assert re.search(expected, outcome, re.S), f"{name}: got {outcome}"
     assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
@@ -433,8 +627,8 @@ def test_input_read_correctly_gets_its_documented_result(name, tmp_path):
 
 def test_catalogue_is_complete():
     documented = re.findall(r"^\| `([a-z0-9-]+)` \|", DOC, re.M)
-    assert sorted(documented) == sorted([*CATALOGUE, *ACCEPTED]) and len(CATALOGUE) >= 15
-    assert not set(CATALOGUE) & set(ACCEPTED)
+    assert sorted(documented) == sorted([*CATALOGUE, *OUTCOMES]) and len(CATALOGUE) >= 15
+    assert not set(CATALOGUE) & set(OUTCOMES)
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
