@@ -12,6 +12,7 @@ internal error in one line naming the file that holds its traceback (exit status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ def _settings(path: str | None, overrides: list[str]):
 def search_command(args) -> int:
     from bractivate.io import load_dataset
     from bractivate.pipeline import check_search_outputs, run_search_job
+    from bractivate.runtime import output_folder_lock
     from bractivate.search import read_state
 
     settings = _settings(args.settings, args.set)
@@ -50,7 +52,11 @@ def search_command(args) -> int:
     if state.exists() or state.is_symlink():
         read_state(state)
     data = load_dataset(args.data)
-    run_search_job(data, settings, out / "best_genome.json", out / "history.tsv", state)
+    # One writer per folder, and per state elsewhere: two searches would interleave their states.
+    with output_folder_lock(out, "bractivate search"), contextlib.ExitStack() as stack:
+        if state.parent.resolve() != out.resolve():
+            stack.enter_context(output_folder_lock(state.parent, "bractivate search", f".{state.name}.lock"))
+        run_search_job(data, settings, out / "best_genome.json", out / "history.tsv", state)
     return 0
 
 

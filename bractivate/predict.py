@@ -72,12 +72,8 @@ def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, 
 
     Every argument is checked before the model is loaded: see :func:`plan_outputs`.
     """
-    from PIL import Image
-    from skimage.transform import resize
-
-    from bractivate.data.preprocess import resize_image
-    from bractivate.data.readers import read_image_file, to_grayscale
     from bractivate.io import check_writable
+    from bractivate.runtime import output_folder_lock
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not Path(model_path).is_file():
@@ -88,6 +84,18 @@ def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, 
     check_writable(next(iter(plan.values())), "mask")
     model = load_model(model_path)
     height = check_segmentation_model(model, model_path)
+    with output_folder_lock(output_dir, "bractivate predict"):  # one writer per folder (docs/reliability.md)
+        return _predict_all(model, model_path, plan, height, threshold)
+
+
+def _predict_all(model, model_path, plan: dict[Path, Path], height: int, threshold: float) -> list[Path]:
+    """Predict and write every planned mask (:func:`predict_folder` has checked everything)."""
+    from PIL import Image
+    from skimage.transform import resize
+
+    from bractivate.data.preprocess import resize_image
+    from bractivate.data.readers import read_image_file, to_grayscale
+
     written = []
     for path, out in plan.items():
         native = to_grayscale(read_image_file(path), path)

@@ -348,6 +348,28 @@ def constant_images(tmp):
         preprocess(read_raw("pairs", root), 8)
 
 
+def second_writer(command, argv):
+    """``bractivate COMMAND`` into a folder that another process is writing to (it holds the folder's lock)."""
+    def trigger(tmp):
+        from bractivate.io import write_dataset
+
+        write_dataset(tmp / "d.h5", blob_dataset(n=10, size=32))
+        a_model(tmp, lambda x: keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from bractivate.runtime import output_folder_lock\n"
+             f"with output_folder_lock({str(tmp / 'out')!r}, 'bractivate {command}'):\n"
+             "    print('locked', flush=True); time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            outcome = run_cli(command, *(a.format(d=tmp) for a in argv))
+        finally:
+            holder.kill()
+            holder.wait()
+        assert not list((tmp / "out").glob("*.png")) and not (tmp / "out" / "best_genome.json").exists()
+        return outcome.replace(str(holder.pid), "<pid>")
+    return trigger
+
+
 def run_cli(*argv) -> str:
     """``bractivate ARGV`` in this process: its exit status and stderr, which must be one line."""
     import contextlib
@@ -599,6 +621,12 @@ OUTCOMES = {
                              r"the first: \S+masks/s0\.png: mask is not binary: .*instance labels give their union\); foreground 0\.250$"),
     "cli-image-size-below-schema": (lambda tmp: run_cli("preprocess", "--format", "pairs", "--image-size", "4", tmp, tmp / "o.h5"),
                                     r"^exit 2: bractivate preprocess: error: --image-size: expected an integer in \[8, 1024\], got 4$"),
+    "two-searches-one-folder": (second_writer("search", ["{d}/d.h5", "{d}/out", "--set", "evaluations=1"]),
+                                r"^exit 2: bractivate search: error: \S+/out: another bractivate search is writing to this folder "
+                                r"\(process <pid>: \S*python\S* -c .*\); wait for it to end or choose another folder$"),
+    "two-predicts-one-folder": (second_writer("predict", ["{d}/m.keras", "{d}/in/images", "{d}/out"]),
+                                r"^exit 2: bractivate predict: error: \S+/out: another bractivate predict is writing to this folder "
+                                r"\(process <pid>: .*\); wait for it to end or choose another folder$"),
     "cli-internal-error": (internal_error_in_cli, r"^exit 1: bractivate show: internal error \(KeyError: missing key 'a bug'\); "
                            r"its traceback is in \S+bractivate-show-\S+\.log: please report it"),
     "script-user-error": (script_error("import json; json.loads('{')"),
