@@ -1,6 +1,10 @@
 # Target lists, input functions and wildcard constraints shared by every stage.
 from bractivate.data import validate_entry
-from bractivate.data.preprocess import check_planned_split, check_split
+from bractivate.data.preprocess import (
+    check_planned_split,
+    check_source_path,
+    check_split,
+)
 from bractivate.outputs import (
     FIGURE_FORMATS,
     FIGURES,
@@ -17,6 +21,8 @@ check_split(config["split"])
 # A split left without a sample fails only in the search or the training: refuse it now.
 for _name, _entry in config["datasets"].items():
     check_planned_split(_name, _entry, config["split"])
+    # A `path:` that is missing or a file would fail only in its preprocess job.
+    check_source_path(_name, _entry)
 
 DATASETS = list(config["datasets"])
 EXPERIMENTS = list(config["experiments"])

@@ -588,6 +588,11 @@ CATALOGUE = {
                    r"masks/s0\.tif: mask has dtype float32; expected an integer type: save it as a 0/255 PNG"),
     "image-1x1": (image_of_side((1, 1)), r"images/a\.png: image of 1×1 pixels is too small to carry a mask \(at least 4×4\)"),
     "image-constant": (constant_images, r"1 of 3 images are of one intensity \(a\) and become blank after min-max"),
+    "config-backend-not-installed": (bad_config("keras_backend: jax\n"), r"'jax' is not one of \['torch', 'tensorflow'\]"),
+    "config-path-missing": (bad_config("datasets: {mine: {format: pairs, source: path, path: no/such/folder}}\n"),
+                            r"datasets\.mine\.path: no/such/folder not found; expected the data set's folder \(images/ and masks/\)"),
+    "config-path-is-file": (bad_config("datasets: {mine: {format: montgomery, source: path, path: README.md}}\n"),
+                            r"datasets\.mine\.path: README\.md is a file; expected the data set's folder \(montgomery layout\)"),
     "search-all-failed": (every_evaluation_fails, r"^all 3 evaluations failed, 3 of them with ValueError: input of 16x16 is "
                           r"too small for depth 5; no genome could be trained .*: see the error column of .*history\.tsv$"),
 }

@@ -117,6 +117,21 @@ def test_conda_envs_pin_the_lock_versions():
         assert (ROOT / "envs" / f"{env_name}.yaml").is_file()
 
 
+def test_every_backend_of_the_schema_is_installed_from_the_locks():
+    import importlib.util
+
+    lock = _pins((ROOT / "requirements.lock").read_text().splitlines()
+                 + (ROOT / "requirements-torch.lock").read_text().splitlines())
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    backends = schema["properties"]["keras_backend"]["enum"]
+    package = {"torch": "torch", "tensorflow": "tensorflow-cpu", "jax": "jax"}
+    assert "torch" in backends and "tensorflow" in backends
+    for backend in backends:
+        assert package.get(backend) in lock, f"keras_backend {backend!r} is in the schema but not in the locks"
+        assert importlib.util.find_spec(backend) is not None, f"keras_backend {backend!r} is not installed"
+        assert f"`{backend}`" in (ROOT / "README.md").read_text() or backend == "torch"
+
+
 def test_every_rule_logs_and_training_rules_benchmark():
     text = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
     # Top-level rules and the rules a loop defines (indented ``rule:`` with ``name:``), each

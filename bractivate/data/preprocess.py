@@ -224,6 +224,23 @@ def check_planned_split(name: str, entry: Mapping, split: Mapping[str, float]) -
                          "every split needs a positive fraction")
 
 
+def check_source_path(name: str, entry: Mapping) -> None:
+    """The workflow's check before any job: a ``source: path`` entry names an existing folder.
+
+    A missing folder would otherwise stop the run only at the preprocess job (Snakemake: "missing
+    input files"), and a file would be taken as the folder of images."""
+    entry = validate_entry(name, entry)
+    if entry["source"] != "path":
+        return
+    root = Path(entry["path"])
+    layout = "images/ and masks/" if entry["format"] == "pairs" else f"{entry['format']} layout"
+    what = f"the data set's folder ({layout})"
+    if not root.exists():
+        raise ValueError(f"datasets.{name}.path: {root} not found; expected {what}")
+    if not root.is_dir():
+        raise ValueError(f"datasets.{name}.path: {root} is a file; expected {what}")
+
+
 def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
     """Sizes summing to ``n`` (largest remainder), at least 1 per positive fraction when n allows."""
     exact = {k: n * f for k, f in fractions.items()}
