@@ -1,9 +1,14 @@
 # Bractivate: evolutionary search of UNet dendritic skip connections (docs/method.md#workflow).
 #   snakemake --cores 8 --resources gpu=1                  the paper's full set-up
 #   snakemake --cores 2 --configfile presets/demo.yaml     minutes on a laptop CPU
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from bractivate.config import check_workflow_config
+from bractivate.config import (
+    check_config_values,
+    check_workflow_config,
+    stop_on_config_error,
+)
 
 min_version("9.0")
 
@@ -26,10 +31,15 @@ if "datasets" in workflow.config_settings.overwrite_config:
 # Private API of Snakemake (pinned 9.27.1): `workflow.configfiles` lists config.yaml and every
 # --configfile. If an upgrade renames it, parsing fails here with an AttributeError, and
 # tests/test_workflow.py::test_config_files_are_read_with_the_project_reader says so.
-check_workflow_config(
-    config, workflow.configfiles, f"{workflow.basedir}/schemas/config.schema.yaml"
-)
-validate(config, "schemas/config.schema.yaml")
+# Every config error ends the run here, before any job, in one line.
+try:
+    check_workflow_config(
+        config, workflow.configfiles, f"{workflow.basedir}/schemas/config.schema.yaml"
+    )
+    validate(config, "schemas/config.schema.yaml")
+    check_config_values(config)
+except (ValueError, WorkflowError) as err:
+    stop_on_config_error(err)
 
 
 include: "rules/common.smk"

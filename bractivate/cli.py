@@ -88,9 +88,16 @@ def predict_command(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (docs/reliability.md), not a usage block and an error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="bractivate", description=__doc__.split("\n")[0])
-    sub = main.add_subparsers(dest="command", required=True)
+    main = _Parser(prog="bractivate", description=__doc__.split("\n")[0])
+    sub = main.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("search", help="run or resume a search on a preprocessed HDF5 data set")
     p.add_argument("data", help="preprocessed HDF5 file")
@@ -134,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     from bractivate.errors import internal_error_line, is_user_error, log_traceback, one_line
 
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument already said in one line
+        return int(done.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return args.func(args)

@@ -12,7 +12,9 @@ coerces YAML 1.2 numbers where the schema expects a number, before the schema is
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -40,10 +42,11 @@ class Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, line)
+                first = seen.get(key)
+                seen.setdefault(key, line)
             except TypeError:  # an unhashable key: SafeConstructor refuses it with its own error
                 continue
-            if first != line:
+            if first is not None:
                 raise DuplicateKeyError(f"{self.where}: key {key!r} given twice (lines {first} and {line}); "
                                         "keep one: YAML would silently drop the first")
         return super().construct_mapping(node, deep)
@@ -80,6 +83,24 @@ def read_yaml(path: str | Path, what: str = "YAML file"):
 
 # A number as YAML 1.2 writes it; Snakemake's `--config split={train: 0.7, …}` gives such strings.
 NUMBER = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$")
+
+
+def read_json_strict(path: str | Path):
+    """Read a JSON config file, refusing a key given twice in one object (json keeps the last)."""
+
+    def pairs(items):
+        seen = set()
+        for key, _ in items:
+            if key in seen:
+                raise DuplicateKeyError(f"{path}: key {key!r} given twice in one object; keep one: "
+                                        "JSON readers silently drop the first")
+            seen.add(key)
+        return dict(items)
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=pairs)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
 def as_number(value):
@@ -137,7 +158,58 @@ def check_workflow_config(config: dict, configfiles, schema_path: str | Path) ->
     ``config`` (in place) where ``schema_path`` expects a number; called by the Snakefile before
     ``validate`` (docs/reliability.md)."""
     for path in configfiles:
-        if Path(path).suffix.lower() in (".yaml", ".yml"):
+        if Path(path).suffix.lower() == ".json":  # Snakemake reads JSON first: so does this check
+            read_json_strict(path)
+        else:
             read_yaml(path, "config file")
     schema_path = Path(schema_path)
     return coerce_numbers(config, yaml.safe_load(schema_path.read_text()), schemas=schema_path.parent)
+
+
+def check_config_values(config: Mapping) -> None:
+    """What the schema cannot say, checked before any job (docs/reliability.md): each data set entry,
+    the split (and that no data set's split is left empty), a ``path:`` that is a folder, and an
+    ablated experiment that exists."""
+    from bractivate.data import validate_entry
+    from bractivate.data.preprocess import check_planned_split, check_source_path, check_split
+
+    for name, entry in config["datasets"].items():
+        validate_entry(name, entry)
+    check_split(config["split"])
+    for name, entry in config["datasets"].items():
+        # A split left without a sample fails only in the search or the training: refuse it now.
+        check_planned_split(name, entry, config["split"])
+        # A `path:` that is missing or a file would fail only in its preprocess job.
+        check_source_path(name, entry)
+    ablated, experiments = config["ablation"]["experiment"], list(config["experiments"])
+    if ablated not in experiments:
+        raise ValueError(f"config ablation.experiment: {ablated!r} is not one of the experiments {experiments}")
+
+
+def key_path(parts) -> str:
+    """``['experiments', 'main', 'depth_range', 0]`` as ``experiments.main.depth_range[0]``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text
+
+
+def config_error_line(err: BaseException) -> str:
+    """One line for an error in the config: a schema violation names the key (the ``ValidationError``
+    that Snakemake's ``validate`` wraps), any other error gives its message."""
+    from jsonschema import ValidationError
+
+    from bractivate.errors import one_line
+
+    # Snakemake raises its WorkflowError inside `except ValidationError`: the context is the schema's error.
+    causes = [err, *getattr(err, "args", ()), err.__cause__, err.__context__]
+    cause = next((a for a in causes if isinstance(a, ValidationError)), None)
+    if cause is not None:
+        return f"{key_path(cause.absolute_path) or 'the config'}: {one_line(cause.message)} (ValidationError)"
+    return f"{one_line(err)} ({type(err).__name__})"
+
+
+def stop_on_config_error(err: BaseException):
+    """End the Snakemake run with one line on stderr (status 1), before any job; Snakemake itself
+    would print the error with a traceback of the Snakefile."""
+    sys.exit(f"config error: {config_error_line(err)}")

@@ -116,7 +116,9 @@ def bad_config(text):
         done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--configfile",
                                "presets/tiny.yaml", str(tmp / "bad.yaml")], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode != 0 and "Job stats" not in done.stdout
-        raise RuntimeError(done.stdout + done.stderr)
+        # one line, before any job, and no traceback of the Snakefile
+        assert 'File "' not in done.stderr and done.stderr.strip().splitlines()[-1].startswith("config error: "), done.stderr
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
     return trigger
 
 
@@ -518,9 +520,9 @@ CATALOGUE = {
     "config-unknown-key": (bad_config("search: {epoch: 3}\n"), r"Additional properties are not allowed \('epoch' was unexpected\)"),
     "config-wrong-type": (bad_config("trials: three\n"), r"'three' is not of type 'integer'"),
     "config-depth-below-1": (bad_config("experiments: {main: {depth_range: [0, 3]}}\n"),
-                             r"0 is less than the minimum of 1.*On instance\['experiments'\]\['main'\]\['depth_range'\]\[0\]"),
+                             r"config error: experiments\.main\.depth_range\[0\]: 0 is less than the minimum of 1 \(ValidationError\)"),
     "config-population-0": (bad_config("search: {population: 0}\n"),
-                            r"0 is less than the minimum of 1.*On instance\['search'\]\['population'\]"),
+                            r"config error: search\.population: 0 is less than the minimum of 1 \(ValidationError\)"),
     "config-split-sum": (bad_config("split: {train: 0.7, val: 0.2, test: 0.2}\n"), r"fractions .* must sum to 1"),
     "genome-backward-edge": (backward_edge, r"g\.json: edge dec0->enc1 goes backwards"),
     "keras-lambda-untrusted": (lambda_layer_model, r"(?i)lambda.*(unsafe|safe_mode)|safe_mode"),
@@ -589,6 +591,7 @@ CATALOGUE = {
     "image-1x1": (image_of_side((1, 1)), r"images/a\.png: image of 1×1 pixels is too small to carry a mask \(at least 4×4\)"),
     "image-constant": (constant_images, r"1 of 3 images are of one intensity \(a\) and become blank after min-max"),
     "config-backend-not-installed": (bad_config("keras_backend: jax\n"), r"'jax' is not one of \['torch', 'tensorflow'\]"),
+    "config-negative-seed": (bad_config("seed: -1\n"), r"config error: seed: -1 is less than the minimum of 0 \(ValidationError\)"),
     "config-path-missing": (bad_config("datasets: {mine: {format: pairs, source: path, path: no/such/folder}}\n"),
                             r"datasets\.mine\.path: no/such/folder not found; expected the data set's folder \(images/ and masks/\)"),
     "config-path-is-file": (bad_config("datasets: {mine: {format: montgomery, source: path, path: README.md}}\n"),
@@ -632,6 +635,9 @@ OUTCOMES = {
     "two-predicts-one-folder": (second_writer("predict", ["{d}/m.keras", "{d}/in/images", "{d}/out"]),
                                 r"^exit 2: bractivate predict: error: \S+/out: another bractivate predict is writing to this folder "
                                 r"\(process <pid>: .*\); wait for it to end or choose another folder$"),
+    "cli-bad-argument": (lambda tmp: run_cli("preprocess", "--format", "pairs", "--image-size", "abc", tmp, tmp / "o.h5"),
+                         r"^exit 2: bractivate preprocess: error: argument --image-size: invalid int value: 'abc'; "
+                         r"see bractivate preprocess --help$"),
     "cli-internal-error": (internal_error_in_cli, r"^exit 1: bractivate show: internal error \(KeyError: missing key 'a bug'\); "
                            r"its traceback is in \S+bractivate-show-\S+\.log: please report it"),
     "script-user-error": (script_error("import json; json.loads('{')"),
