@@ -1,7 +1,14 @@
 # Bractivate: evolutionary search of UNet dendritic skip connections (docs/method.md#workflow).
 #   snakemake --cores 8 --resources gpu=1                  the paper's full set-up
 #   snakemake --cores 2 --configfile presets/demo.yaml     minutes on a laptop CPU
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from bractivate.config import (
+    check_config_values,
+    check_workflow_config,
+    stop_on_config_error,
+)
 
 min_version("9.0")
 
@@ -18,7 +25,21 @@ if "datasets" in workflow.config_settings.overwrite_config:
     config["datasets"] = workflow.config_settings.overwrite_config["datasets"]
 
 
-validate(config, "schemas/config.schema.yaml")
+# Snakemake reads config files as YAML 1.1 (`1e-4` is a string) and keeps the last of two equal
+# keys: read them again with the project's reader, which refuses a duplicate key and coerces
+# `1e-4` where the schema expects a number (docs/reliability.md).
+# Private API of Snakemake (pinned 9.27.1): `workflow.configfiles` lists config.yaml and every
+# --configfile. If an upgrade renames it, parsing fails here with an AttributeError, and
+# tests/test_workflow.py::test_config_files_are_read_with_the_project_reader says so.
+# Every config error ends the run here, before any job, in one line.
+try:
+    check_workflow_config(
+        config, workflow.configfiles, f"{workflow.basedir}/schemas/config.schema.yaml"
+    )
+    validate(config, "schemas/config.schema.yaml")
+    check_config_values(config)
+except (ValueError, WorkflowError) as err:
+    stop_on_config_error(err)
 
 
 include: "rules/common.smk"

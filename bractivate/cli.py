@@ -5,57 +5,58 @@
     bractivate preprocess --format FORMAT INPUT_DIR OUTPUT.h5 [--overwrite]
     bractivate predict MODEL.keras INPUT_DIR OUTPUT_DIR [--overwrite]
 
-A bad argument or input file ends in one line naming it and what was expected (exit status 2).
+A bad argument or input file ends in one line naming it and what was expected (exit status 2); an
+internal error in one line naming the file that holds its traceback (exit status 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-
-def _yaml(text: str, where: str):
-    """Parse YAML, turning a syntax error into a one-line error naming ``where``."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from err
-
 
 def _settings(path: str | None, overrides: list[str]):
     """Search settings from a YAML file and ``--set key=value`` items, each value type-checked."""
+    from bractivate.config import load_yaml, read_yaml
     from bractivate.evaluation import SearchSettings
 
     data = {}
     if path:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: settings file not found")
-        data = _yaml(Path(path).read_text(), path) or {}
+        data = read_yaml(path, "settings file") or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of search settings")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {item!r}: expected key=value")
-        data[key] = _yaml(value, f"--set {key}")
+        data[key] = load_yaml(value, f"--set {key}")
     return SearchSettings.from_dict(data)
 
 
 def search_command(args) -> int:
     from bractivate.io import load_dataset
-    from bractivate.pipeline import run_search_job
+    from bractivate.pipeline import check_search_outputs, run_search_job
+    from bractivate.runtime import output_folder_lock
+    from bractivate.search import read_state
 
     settings = _settings(args.settings, args.set)
     out = Path(args.outdir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file; expected the output folder")
+    state = Path(args.state) if args.state else out / "search_state.json"
+    # Every file is checked for its kind before the data set is read (docs/reliability.md).
+    check_search_outputs(out / "best_genome.json", out / "history.tsv", state)
+    if state.exists() or state.is_symlink():
+        read_state(state)
     data = load_dataset(args.data)
-    run_search_job(data, settings, out / "best_genome.json", out / "history.tsv",
-                   Path(args.state) if args.state else out / "search_state.json")
+    # One writer per folder, and per state elsewhere: two searches would interleave their states.
+    with output_folder_lock(out, "bractivate search"), contextlib.ExitStack() as stack:
+        if state.parent.resolve() != out.resolve():
+            stack.enter_context(output_folder_lock(state.parent, "bractivate search", f".{state.name}.lock"))
+        run_search_job(data, settings, out / "best_genome.json", out / "history.tsv", state)
     return 0
 
 
@@ -87,9 +88,16 @@ def predict_command(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (docs/reliability.md), not a usage block and an error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="bractivate", description=__doc__.split("\n")[0])
-    sub = main.add_subparsers(dest="command", required=True)
+    main = _Parser(prog="bractivate", description=__doc__.split("\n")[0])
+    sub = main.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("search", help="run or resume a search on a preprocessed HDF5 data set")
     p.add_argument("data", help="preprocessed HDF5 file")
@@ -126,14 +134,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Run one command; any error ends in one line on stderr (docs/reliability.md).
+
+    An error the user can fix (:data:`bractivate.errors.USER_ERRORS`) exits with status 2; any
+    other is a bug: its traceback goes to a log file that the line names, status 1.
+    """
+    from bractivate.errors import internal_error_line, is_user_error, log_traceback, one_line
+
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument already said in one line
+        return int(done.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:  # OSError: unreadable, unwritable, full disk
-        message = " ".join(str(err).split())  # one line, whatever the error held
-        print(f"bractivate {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"bractivate {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every error ends in one line (docs/reliability.md)
+        if is_user_error(err):
+            print(f"bractivate {args.command}: error: {one_line(err)}", file=sys.stderr)
+            return 2
+        where = log_traceback(err, f"bractivate-{args.command}")
+        print(f"bractivate {args.command}: {internal_error_line(err, where)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

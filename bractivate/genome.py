@@ -25,6 +25,23 @@ MAX_DEPTH = 16
 MAX_FILTERS = 512
 
 
+# A best_genome.json of the largest genome (496 edges) with its activities is ~60 kB; a file
+# a hundred times that size is not a genome, and is refused before it is parsed.
+MAX_GENOME_BYTES = 8 << 20
+
+
+def max_edges(depth: int) -> int:
+    """Most dendrites a genome of ``depth`` can hold: one per forward pair of blocks not joined by the main path."""
+    blocks = 2 * depth + 1
+    return blocks * (blocks - 1) // 2 - (blocks - 1)
+
+
+def short(value, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters: a bad value in a message, not the whole of it."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width - 1]}…"
+
+
 def block_names(depth: int) -> list[str]:
     """Blocks in topological order: ``enc0 … enc{D-1}, mid, dec{D-1} … dec0``."""
     return [f"enc{i}" for i in range(depth)] + ["mid"] + [f"dec{i}" for i in reversed(range(depth))]
@@ -74,7 +91,7 @@ class Genome:
         for key in ("depth", "filters"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"genome {key} must be an integer, got {value!r}")
+                raise ValueError(f"genome {key} must be an integer, got {short(value)}")
             if value < 1:
                 raise ValueError(f"genome {key} must be >= 1, got {value}")
         object.__setattr__(self, "depth", int(self.depth))
@@ -86,11 +103,11 @@ class Genome:
             for end in (edge.src, edge.dst):
                 if end not in order:
                     raise ValueError(
-                        f"edge {edge.src}->{edge.dst}: unknown block {end!r} "
+                        f"edge {short(edge.src, 30)}->{short(edge.dst, 30)}: unknown block {short(end)} "
                         f"(depth {self.depth} has blocks {', '.join(self.blocks)})"
                     )
             if edge.op not in OPS:
-                raise ValueError(f"edge {edge.src}->{edge.dst}: op {edge.op!r} not in {OPS}")
+                raise ValueError(f"edge {edge.src}->{edge.dst}: op {short(edge.op)} not in {OPS}")
             if order[edge.src] >= order[edge.dst]:
                 kind = "to itself" if edge.src == edge.dst else "backwards"
                 raise ValueError(f"edge {edge.src}->{edge.dst} goes {kind}; edges must go forwards")
@@ -157,6 +174,10 @@ class Genome:
                 raise ValueError(f"{where}: {key} {value} is more than {most}, the largest a genome may have")
         if not isinstance(data.get("edges", []), list):
             raise ValueError(f"{where}: edges must be a list, got {type(data['edges']).__name__}")
+        depth = data["depth"] if isinstance(data["depth"], int) and data["depth"] > 0 else MAX_DEPTH
+        if len(data.get("edges", [])) > max_edges(depth):
+            raise ValueError(f"{where}: {len(data['edges'])} edges; a genome of depth {depth} has at most "
+                             f"{max_edges(depth)}")
         try:
             return cls(data["depth"], data["filters"], tuple(data.get("edges", [])))
         except ValueError as err:
@@ -168,6 +189,8 @@ class Genome:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"{where}: not valid JSON ({err})") from err
+        except RecursionError as err:
+            raise ValueError(f"{where}: JSON nested too deeply to be a genome") from err
         return cls.from_dict(data, where)
 
     @classmethod
@@ -177,6 +200,10 @@ class Genome:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: genome file not found")
+        size = Path(path).stat().st_size
+        if size > MAX_GENOME_BYTES:
+            raise ValueError(f"{path}: {size} bytes is more than a genome file holds (at most {MAX_GENOME_BYTES}); "
+                             "expected a genome JSON or best_genome.json")
         data = read_json(path)
         return cls.from_dict(data.get("genome", data) if isinstance(data, dict) else data, str(path))
 
@@ -185,11 +212,11 @@ def _edge_from_any(item) -> Edge:
     if isinstance(item, dict):
         unknown = set(item) - {"src", "dst", "op"}
         if unknown or not {"src", "dst", "op"} <= set(item):
-            raise ValueError(f"edge {item!r}: expected keys src, dst, op")
+            raise ValueError(f"edge {short(item)}: expected keys src, dst, op")
         return Edge(str(item["src"]), str(item["dst"]), str(item["op"]))
     if isinstance(item, (list, tuple)) and len(item) == 3:
         return Edge(*(str(x) for x in item))
-    raise ValueError(f"edge {item!r}: expected {{src, dst, op}} or [src, dst, op]")
+    raise ValueError(f"edge {short(item)}: expected {{src, dst, op}} or [src, dst, op]")
 
 
 def unet_skip_edges(depth: int) -> list[Edge]:

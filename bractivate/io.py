@@ -101,10 +101,14 @@ def write_json(path: str | os.PathLike, obj) -> None:
 def read_json(path: str | os.PathLike):
     """Read a JSON file, naming the file in the error when it does not parse."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected a JSON file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:  # an image or binary file given as JSON
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+    except RecursionError as err:  # [[[[…]]]] thousands deep: none of the project's files nests so
+        raise ValueError(f"{path}: JSON nested too deeply to be one of the project's files") from err
 
 
 def write_table(path: str | os.PathLike, frame) -> None:
@@ -140,6 +144,8 @@ class Dataset:
             idx = self.splits[name]
             if idx.size and (idx.min() < 0 or idx.max() >= len(self.images)):
                 raise ValueError(f"split {name!r} has indices outside [0, {len(self.images)})")
+            if np.unique(idx).size != idx.size:  # a repeated sample would count twice in Dice
+                raise ValueError(f"split {name!r} repeats {idx.size - np.unique(idx).size} sample index(es)")
             overlap = seen.intersection(idx.tolist())
             if overlap:
                 raise ValueError(f"split {name!r} shares {len(overlap)} samples with another split")
@@ -178,6 +184,31 @@ def write_dataset(path: str | os.PathLike, dataset: Dataset) -> None:
     write_bytes(path, buffer.getvalue())
 
 
+def check_layout(h5, path: Path) -> None:
+    """Refuse an HDF5 file that is not a preprocessed data set (docs/data.md) before its arrays are read:
+    ``images`` and ``masks`` (N, H, W, 1) float32 and uint8, each split a 1-D array of integers."""
+    import h5py
+
+    advice = "expected a data set that preprocessing wrote (docs/data.md)"
+    for key in ("images", "masks", *(f"split/{s}" for s in SPLITS)):
+        if key not in h5:
+            raise ValueError(f"{path}: HDF5 key {key!r} missing (expected images, masks, split/*); {advice}")
+        if not isinstance(h5[key], h5py.Dataset):
+            raise ValueError(f"{path}: HDF5 {key!r} is a group, not an array; {advice}")
+    for key, dtype in (("images", np.float32), ("masks", np.uint8)):
+        array = h5[key]
+        if array.ndim != 4 or array.shape[-1] != 1 or array.dtype != dtype:
+            raise ValueError(f"{path}: {key} is a {array.dtype} array of shape {array.shape}; "
+                             f"expected (N, H, W, 1) {np.dtype(dtype).name}; {advice}")
+    if h5["masks"].shape != h5["images"].shape:
+        raise ValueError(f"{path}: masks {h5['masks'].shape} and images {h5['images'].shape} differ in shape; {advice}")
+    for name in SPLITS:
+        split = h5[f"split/{name}"]
+        if split.ndim != 1 or split.dtype.kind not in "iu":
+            raise ValueError(f"{path}: split/{name} is a {split.dtype} array of shape {split.shape}; "
+                             f"expected a list of integer sample indices; {advice}")
+
+
 def load_dataset(path: str | os.PathLike) -> Dataset:
     """Read a preprocessed HDF5 data set, checking its layout and value ranges."""
     import h5py
@@ -190,9 +221,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     except OSError as err:
         raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
     with h5:
-        for key in ("images", "masks", *(f"split/{s}" for s in SPLITS)):
-            if key not in h5:
-                raise ValueError(f"{path}: HDF5 key {key!r} missing (expected images, masks, split/*)")
+        check_layout(h5, path)
         images = h5["images"][...]
         masks = h5["masks"][...]
         splits = {s: h5[f"split/{s}"][...].astype("int64") for s in SPLITS}

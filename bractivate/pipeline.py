@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 
 import keras
 import pandas as pd
 
 from bractivate.baselines import build_baseline
+from bractivate.errors import TrainingFailed
 from bractivate.evaluation import SearchSettings
 from bractivate.genome import Genome
-from bractivate.io import Dataset, atomic_path, write_json, write_table
+from bractivate.io import Dataset, atomic_path, read_json, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.search import run_search
 from bractivate.train import (accelerator_visible, fit, seed_everything, split_metrics,
@@ -34,7 +36,11 @@ def _progress(total: int):
 
 def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_path, state_path,
                    provenance: dict | None = None) -> tuple[Genome, dict]:
-    """Run or resume a search; write ``best_genome.json`` (genome, its row, settings)."""
+    """Run or resume a search; write ``best_genome.json`` (genome, its row, settings).
+
+    The state must not be one of the outputs, and an output already there must be one a search
+    wrote: a user's own file is refused, not replaced (docs/reliability.md)."""
+    check_search_outputs(best_path, history_path, state_path)
     genome, row = run_search(data, settings, state_path, history_path,
                              on_evaluation=_progress(settings.evaluations), provenance=provenance)
     summary = {k: v for k, v in row.items() if k != "genome"}
@@ -42,6 +48,28 @@ def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_p
                            "keras_backend": keras.config.backend(), **(provenance or {})})
     log.info("best genome %s: score %.4g, val Dice %.3f", genome.hash, row["score"], row["val_dice"])
     return genome, row
+
+
+def check_search_outputs(best_path, history_path, state_path) -> None:
+    """Refuse a state path that is an output, and an existing output that a search did not write."""
+    best_path, history_path, state_path = Path(best_path), Path(history_path), Path(state_path)
+    for output in (best_path, history_path):
+        if state_path.resolve() == output.resolve():
+            raise ValueError(f"{state_path}: the search state would replace the search's own output "
+                             f"{output.name}; give --state another file")
+    advice = "it is left as it is: move it or choose another output folder"
+    if best_path.exists():
+        data = read_json(best_path) if best_path.is_file() else None
+        if not (isinstance(data, dict) and {"genome", "result", "settings"} <= set(data)):
+            raise ValueError(f"{best_path}: exists and is not a best genome that a search wrote; {advice}")
+    if history_path.exists():
+        header = ""
+        if history_path.is_file():
+            with open(history_path, "rb") as fh:
+                header = fh.readline(10_000).decode("utf-8", "replace")
+        if not {"evaluation", "genome_hash", "outcome"} <= set(header.rstrip("\r\n").split("\t")):
+            raise ValueError(f"{history_path}: exists and is not a search history (no evaluation, genome_hash "
+                             f"and outcome columns); {advice}")
 
 
 def describe_genome(genome: Genome, input_shape=(128, 128, 1)) -> str:
@@ -92,7 +120,8 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
               patience=patience, min_delta=min_delta, execution=execution, precision=precision)
     if not run.finite:
-        raise RuntimeError(f"training of {provenance} produced a non-finite loss")
+        raise TrainingFailed(f"training of {provenance} produced a non-finite loss; "
+                             "try a smaller train.learning_rate")
     test = split_metrics(model, data, "test", batch_size)
     val = split_metrics(model, data, "val", batch_size)
     if test["collapsed"]:

@@ -46,11 +46,24 @@ def plan_outputs(input_dir: Path, output_dir: Path, overwrite: bool = False) -> 
                              f"{path.stem}.png; rename one")
         by_stem[path.stem] = path
         plan[path] = output_dir / f"{path.stem}.png"
-    existing = [out for out in plan.values() if out.exists()]
+    existing = [out for out in plan.values() if out.exists() or out.is_symlink()]
     if existing and not overwrite:
         raise ValueError(f"{existing[0]}: exists ({len(existing)} mask(s) would be replaced); "
                          "pass --overwrite to replace them or choose another folder")
+    # --overwrite replaces masks, never a file of another kind that happens to share a mask's name.
+    foreign = [out for out in existing if not _is_png(out)]
+    if foreign:
+        raise ValueError(f"{foreign[0]}: exists and is not a PNG mask ({len(foreign)} such file(s)); "
+                         "--overwrite replaces only masks: it is left as it is, choose another folder")
     return plan
+
+
+def _is_png(path: Path) -> bool:
+    """A plain file that starts with the PNG signature."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
@@ -59,12 +72,8 @@ def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, 
 
     Every argument is checked before the model is loaded: see :func:`plan_outputs`.
     """
-    from PIL import Image
-    from skimage.transform import resize
-
-    from bractivate.data.preprocess import resize_image
-    from bractivate.data.readers import read_image_file, to_grayscale
     from bractivate.io import check_writable
+    from bractivate.runtime import output_folder_lock
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not Path(model_path).is_file():
@@ -74,20 +83,52 @@ def predict_folder(model_path: str | os.PathLike, input_dir: str | os.PathLike, 
     plan = plan_outputs(input_dir, output_dir, overwrite)
     check_writable(next(iter(plan.values())), "mask")
     model = load_model(model_path)
-    height, width, channels = model.input_shape[1:]
-    if not isinstance(height, int) or height != width or channels != 1:  # None: no fixed size to resize to
-        raise ValueError(f"{model_path}: expected a square single-channel model input, got {model.input_shape}")
+    height = check_segmentation_model(model, model_path)
+    with output_folder_lock(output_dir, "bractivate predict"):  # one writer per folder (docs/reliability.md)
+        return _predict_all(model, model_path, plan, height, threshold)
+
+
+def _predict_all(model, model_path, plan: dict[Path, Path], height: int, threshold: float) -> list[Path]:
+    """Predict and write every planned mask (:func:`predict_folder` has checked everything)."""
+    from PIL import Image
+    from skimage.transform import resize
+
+    from bractivate.data.preprocess import resize_image
+    from bractivate.data.readers import read_image_file, to_grayscale
+
     written = []
     for path, out in plan.items():
         native = to_grayscale(read_image_file(path), path)
         x = resize_image(native, height)[None, ..., None]
         prob = np.asarray(model.predict(x, verbose=0))[0, ..., 0]
+        if not (np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1):
+            raise ValueError(f"{model_path}: predicts values in [{np.nanmin(prob):g}, {np.nanmax(prob):g}] for "
+                             f"{path.name}; expected probabilities in [0, 1] (a sigmoid output, as from train_best)")
         prob = resize(prob, native.shape[:2], order=1, anti_aliasing=False, preserve_range=True)
         with atomic_path(out) as tmp:
             Image.fromarray(((prob >= threshold) * 255).astype(np.uint8)).save(tmp, format="PNG")
         written.append(out)
         log.info("%s -> %s (%d×%d)", path.name, out, *native.shape[:2])
     return written
+
+
+def check_segmentation_model(model, model_path) -> int:
+    """The side of a model's square single-channel input, refusing a model that is not a segmentation
+    model of that input: one image in, one output channel per pixel at the input's size out.
+
+    A classifier (one Dense output) would otherwise be resized to a full mask, all 255."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(f"{model_path}: a model of {len(model.inputs)} input(s) and {len(model.outputs)} "
+                         "output(s); expected one image in and one mask out, as model.keras from train_best")
+    shape_in, shape_out = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    height = shape_in[1] if len(shape_in) == 4 else None
+    if len(shape_in) != 4 or not isinstance(height, int) or height != shape_in[2] or shape_in[3] != 1:
+        raise ValueError(f"{model_path}: expected a square single-channel model input, got {shape_in}")
+    if shape_out[1:] != (height, height, 1):
+        raise ValueError(f"{model_path}: output of shape {shape_out} for input {shape_in}; expected one channel "
+                         f"per pixel at the input's size, (None, {height}, {height}, 1): a segmentation model "
+                         "such as model.keras from train_best")
+    return height
 
 
 def load_model(model_path: str | os.PathLike):

@@ -14,6 +14,7 @@ This module must not import Keras: thread counts and visible devices are read at
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -21,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
+from typing import IO, Iterator
 
 log = logging.getLogger(__name__)
 _held_locks: list = []  # open lock files, kept for the life of the process
@@ -38,6 +41,69 @@ def detect_gpus() -> list[int]:
     return [i for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
 
+def try_lock(path: Path) -> IO | None:
+    """Take an exclusive ``flock`` on ``path`` without waiting and write this process's id into it.
+
+    Returns the open file that holds the lock (the kernel releases it when the file is closed or
+    the process ends, even on SIGKILL), or ``None`` when another process holds it."""
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def lock_holder(path: Path) -> str:
+    """The process that wrote its id into a lock file, with its command line where /proc shows it."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "a process that has not yet written its id"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    return f"process {pid}" + (f": {command[:200]}" if command else "")
+
+
+@contextlib.contextmanager
+def output_folder_lock(folder: str | os.PathLike, command: str, name: str = ".bractivate.lock") -> Iterator[None]:
+    """One writer per output folder (docs/reliability.md): hold an exclusive lock on ``FOLDER/NAME``
+    (:func:`try_lock`, like the GPU slots) while ``command`` writes there.
+
+    A second writer is refused at once with one line naming the process that holds the lock.
+    The file is removed when the block ends; a lock taken on a file that was removed meanwhile
+    is dropped and taken again on the new one, so two writers never hold two files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    for _ in range(100):
+        handle = try_lock(path)
+        if handle is None:
+            raise ValueError(f"{folder}: another {command} is writing to this folder ({lock_holder(path)}); "
+                             "wait for it to end or choose another folder")
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    else:
+        raise ValueError(f"{folder}: cannot lock {path.name}: it keeps being replaced")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # before the lock is released: a writer that opened it now retakes a new file
+        handle.close()
+
+
 def acquire_gpu(ids: list[int], lock_dir: str | os.PathLike, timeout: float = 3600.0, poll: float = 1.0,
                 slots: int = 1) -> int | None:
     """Lock the first free one of ``slots`` slots per GPU id of ``ids`` and return its GPU id
@@ -52,16 +118,9 @@ def acquire_gpu(ids: list[int], lock_dir: str | os.PathLike, timeout: float = 36
     while True:
         for slot in range(slots):
             for gpu in ids:
-                handle = open(lock_dir / f"gpu{gpu}.slot{slot}.lock", "a+")
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    handle.close()
+                handle = try_lock(lock_dir / f"gpu{gpu}.slot{slot}.lock")
+                if handle is None:
                     continue
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"{os.getpid()}\n")
-                handle.flush()
                 _held_locks.append(handle)
                 return gpu
         if time.monotonic() > deadline:
@@ -108,6 +167,7 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         sys.stderr = open(log_path, "w", buffering=1)
+    sys.excepthook = _one_line_excepthook(log_path)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threads = max(1, int(threads))
@@ -132,6 +192,28 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
              os.environ.get("CUDA_VISIBLE_DEVICES"), "none" if fraction is None else f"{fraction:.3f}",
              os.environ.get("KERAS_BACKEND"))
     return chosen
+
+
+def _one_line_excepthook(log_path: str | os.PathLike | None):
+    """The job's last words (docs/reliability.md): an error the user can fix is one line in the
+    log and on the terminal; any other exception is a bug, so its traceback goes to the log too,
+    and the line says where."""
+
+    def hook(kind, err, tb) -> None:
+        from bractivate.errors import internal_error_line, is_user_error, one_line
+
+        if issubclass(kind, KeyboardInterrupt):
+            line = "error: interrupted"
+        elif is_user_error(err):
+            line = f"error: {one_line(err)}"
+        else:
+            text = "".join(traceback.format_exception(kind, err, tb))
+            print(text, file=sys.stderr, end="")
+            line = internal_error_line(err, Path(log_path) if log_path else Path("the lines above"))
+        for stream in {id(s): s for s in (sys.stderr, sys.__stderr__)}.values():
+            print(line, file=stream, flush=True)
+
+    return hook
 
 
 def _is_gpu_job(resources) -> int:

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +32,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from bractivate.errors import SearchFailed
 from bractivate.evaluation import SearchSettings, evaluate
 from bractivate.genome import Genome, random_genome
 from bractivate.io import Dataset, read_json, write_json, write_table
@@ -64,6 +66,30 @@ def data_fingerprint(data: Dataset) -> str:
     return digest.hexdigest()
 
 
+# What only a search state holds; other JSON files (a user's notes, best_genome.json) lack them.
+STATE_KEYS = ("version", "settings", "queue", "rows", "best", "rng")
+STATE_KIND = "bractivate search state"
+
+
+def read_state(path: Path) -> dict:
+    """Read a search state, refusing any other file before it is resumed, moved aside or replaced.
+
+    ``--state`` may point anywhere: a user's own JSON file there must be left as it is
+    (docs/reliability.md), so a file is taken as a state only when it has every key a search
+    writes (and, since it was added, the ``kind`` marker)."""
+    advice = "--state takes only a file that a search wrote; the file is left as it is: choose another path"
+    if not path.is_file():
+        raise ValueError(f"{path}: not a file; expected a search state ({advice})")
+    data = read_json(path)
+    missing = [k for k in STATE_KEYS if k not in data] if isinstance(data, dict) else list(STATE_KEYS)
+    kind = data.get("kind", STATE_KIND) if isinstance(data, dict) else None
+    if missing or kind != STATE_KIND or not isinstance(data.get("queue"), list) \
+            or not isinstance(data.get("rows"), list):
+        what = f"no {', '.join(missing)}" if missing else f"kind {kind!r}" if kind != STATE_KIND else "malformed"
+        raise ValueError(f"{path}: not a search state ({what}); {advice}")
+    return data
+
+
 def _move_aside(path: Path, tag: str) -> Path:
     """Rename a state file to a free ``<stem>.<tag>[.k].json`` beside it and return the new path."""
     for k in range(1000):
@@ -94,7 +120,7 @@ class _State:
         return random_genome(self.rng, s.depth_range, s.filter_range, s.max_in_edges, s.unet_skips)
 
     def to_dict(self) -> dict:
-        return {"version": STATE_VERSION, "settings": self.settings.to_dict(), "queue": self.queue,
+        return {"kind": STATE_KIND, "version": STATE_VERSION, "settings": self.settings.to_dict(), "queue": self.queue,
                 "rows": self.rows, "best": self.best, "rng": self.rng.bit_generator.state,
                 "keras_backend": keras.config.backend(), "data_sha256": self.data_sha256,
                 "attempts": self.attempts}
@@ -161,6 +187,15 @@ def history_frame(rows: list[dict], provenance: dict | None = None) -> pd.DataFr
     return frame
 
 
+def all_failed(rows: list[dict], history_path) -> str:
+    """The one line of a search whose every evaluation failed: the most common error, and where the rest are."""
+    errors = Counter(row.get("error") or "unknown error" for row in rows)
+    error, count = errors.most_common(1)[0]
+    where = f"the error column of {history_path}" if history_path is not None else "the state's rows"
+    return (f"all {len(rows)} evaluations failed, {count} of them with {error}; no genome could be trained "
+            f"with these settings on this data: see {where}")
+
+
 def run_search(
     data: Dataset,
     settings: SearchSettings,
@@ -179,7 +214,7 @@ def run_search(
     mark = time.perf_counter()  # the search's own clock: each evaluation's share since the previous one
     state_path = Path(state_path)
     fingerprint = data_fingerprint(data)
-    saved = read_json(state_path) if state_path.exists() else None
+    saved = read_state(state_path) if state_path.exists() or state_path.is_symlink() else None
     if saved is not None and saved.get("data_sha256") != fingerprint:
         aside = _move_aside(state_path, f"data-{str(saved.get('data_sha256') or 'unknown')[:12]}")
         log.warning("search state %s was made on other data (data fingerprint %s, this data %s): "
@@ -232,6 +267,6 @@ def run_search(
             state.queue.append({"genome": state._random().to_dict(), "origin": "random", "parent_hash": ""})
         save()
     if state.best is None:
-        raise RuntimeError(f"all {len(state.rows)} evaluations failed; see the history's error column")
+        raise SearchFailed(all_failed(state.rows, history_path))
     best = state.rows[state.best]
     return Genome.from_dict(best["genome"]), best

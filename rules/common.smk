@@ -1,6 +1,4 @@
 # Target lists, input functions and wildcard constraints shared by every stage.
-from bractivate.data import validate_entry
-from bractivate.data.preprocess import check_planned_split, check_split
 from bractivate.outputs import (
     BRACTIVATE,
     CLAIMS_FORMATS,
@@ -15,23 +13,13 @@ from bractivate.outputs import (
     report_experiments,
 )
 
-for _name, _entry in config["datasets"].items():
-    validate_entry(_name, _entry)
-check_split(config["split"])
-# A split left without a sample fails only in the search or the training: refuse it now.
-for _name, _entry in config["datasets"].items():
-    check_planned_split(_name, _entry, config["split"])
-
+# The config is checked in the Snakefile (bractivate.config.check_config_values).
 DATASETS = list(config["datasets"])
 EXPERIMENTS = list(config["experiments"])
 TRIALS = list(range(1, config["trials"] + 1))
 BASELINES = config["baselines"]["models"]
 ABLATED = config["ablation"]["experiment"]
 GPU_RULE_THREADS = config["threads"]
-if ABLATED not in EXPERIMENTS:
-    raise ValueError(
-        f"config ablation.experiment: {ABLATED!r} is not one of the experiments {EXPERIMENTS}"
-    )
 
 
 wildcard_constraints:

@@ -78,8 +78,8 @@ BAD_COMMANDS = {
     "type: not YAML": (["search", "{d}/text.h5", "{d}/out", "--set", "filter_range=[8,"], "--set filter_range: not valid YAML"),
     "range: negative seed": (["preprocess", "--format", "pairs", "--seed", "-1", "{d}/pairs", "{d}/o.h5"], "--seed: expected an integer >= 0, got -1"),
     "range: absurd image size": (["preprocess", "--format", "pairs", "--image-size", "100000", "{d}/pairs", "{d}/o.h5"],
-                                 "--image-size: expected an integer in [2, 1024], got 100000"),
-    "range: input size 0": (["show", "{d}/g.json", "--input-size", "0"], "--input-size: expected an integer in [2, 1024], got 0"),
+                                 "--image-size: expected an integer in [8, 1024], got 100000"),
+    "range: input size 0": (["show", "{d}/g.json", "--input-size", "0"], "--input-size: expected an integer in [8, 1024], got 0"),
     "range: threshold": (["predict", "{d}/text.keras", "{d}/pairs/images", "{d}/out", "--threshold", "2"], "--threshold: expected a number in (0, 1), got 2.0"),
     "range: split leaves test empty": (["preprocess", "--format", "pairs", "--split", "0.5", "0.5", "0", "{d}/pairs", "{d}/o.h5"],
                                        "leaves test empty (train 2, val 1, test 0)"),
@@ -125,9 +125,10 @@ def test_predict_writes_one_mask_per_image_and_replaces_only_with_overwrite(tmp_
     assert f"wrote 2 masks to {tmp_path / 'out'}" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.png", "s1.png"]
     assert np.asarray(Image.open(tmp_path / "out/s0.png")).shape == (10, 12)
-    (tmp_path / "out/s0.png").write_bytes(b"kept")
+    Image.fromarray(np.full((3, 3), 7, np.uint8)).save(tmp_path / "out/s0.png")  # an earlier mask
+    kept = (tmp_path / "out/s0.png").read_bytes()
     assert main(args) == 2 and "pass --overwrite" in capsys.readouterr().err
-    assert (tmp_path / "out/s0.png").read_bytes() == b"kept"
+    assert (tmp_path / "out/s0.png").read_bytes() == kept
     assert main([*args, "--overwrite"]) == 0
     assert np.asarray(Image.open(tmp_path / "out/s0.png")).shape == (10, 12)
 

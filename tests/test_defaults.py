@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bractivate.data import prepare
-from bractivate.data.preprocess import MAX_IMAGE_SIZE, check_image_size, check_split
+from bractivate.data.preprocess import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size, check_split
 from bractivate.evaluation import SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,9 +66,47 @@ def test_the_schema_split_is_one_the_preprocessing_accepts():
 
 def test_the_schema_image_size_range_is_the_preprocessings():
     schema = SCHEMA["properties"]["image_size"]
-    assert schema["maximum"] == MAX_IMAGE_SIZE
+    assert (schema["minimum"], schema["maximum"]) == (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     for size in (schema["minimum"], schema["default"], schema["maximum"]):
         assert check_image_size(size) == size
-    with pytest.raises(ValueError, match="image_size"):
-        check_image_size(schema["maximum"] + 1)
+    for size in (schema["minimum"] - 1, schema["maximum"] + 1):
+        with pytest.raises(ValueError, match="image_size"):
+            check_image_size(size)
     assert inspect.signature(prepare).parameters["image_size"].default == schema["default"]
+
+
+def _bounds(node):
+    """(low, high) that a schema node allows for an integer or number: None where open."""
+    items = node.get("items", node)
+    low = items.get("minimum", items.get("exclusiveMinimum"))
+    return low, items.get("maximum"), "exclusiveMinimum" in items
+
+
+@pytest.mark.parametrize("key", sorted(SCHEMA["$defs"]["search_settings"]["properties"]))
+def test_the_search_settings_have_the_schemas_bounds(key):
+    """``bractivate search --set`` accepts exactly what the config's schema accepts at each bound."""
+    node = SCHEMA["$defs"]["search_settings"]["properties"][key]
+    if node.get("type") not in ("integer", "number", "array"):
+        pytest.skip("not a bounded number")
+    low, high, exclusive = _bounds(node)
+    integer = node.get("type") == "integer" or node.get("items", {}).get("type") == "integer"
+    step = 1 if integer else 1e-9
+
+    def value(v):
+        return [v, v] if node.get("type") == "array" else v
+
+    for bound, outside in ((low, None if low is None else low - (0 if exclusive else step)),
+                           (high, None if high is None else high + step)):
+        if bound is None:
+            continue
+        if not exclusive or bound == high:
+            SearchSettings(**{key: value(bound)})
+        with pytest.raises(ValueError, match=f"search.{key}"):
+            SearchSettings(**{key: value(outside)})
+
+
+def test_the_schema_seed_is_one_a_search_takes():
+    assert SCHEMA["properties"]["seed"]["minimum"] == 0
+    SearchSettings(seed=SCHEMA["properties"]["seed"]["minimum"] + 1)
+    with pytest.raises(ValueError, match="search.seed"):
+        SearchSettings(seed=-1)

@@ -339,7 +339,7 @@ def test_preprocess_refuses_a_split_before_reading_a_pixel(tmp_path):
     with pytest.raises(ValueError, match=r"split \{'train': 1\.0, 'val': 0\.0, 'test': 0\.0\} of 5 samples leaves val and test empty"):
         preprocess(raw, 8, {"train": 1.0, "val": 0.0, "test": 0.0})
     for size in (1, 100_000, 8.0, True):
-        with pytest.raises(ValueError, match=r"image_size: expected an integer in \[2, 1024\]"):
+        with pytest.raises(ValueError, match=r"image_size: expected an integer in \[8, 1024\]"):
             preprocess(raw, size)
 
 

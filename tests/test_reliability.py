@@ -30,8 +30,8 @@ DOC = (ROOT / "docs" / "reliability.md").read_text()
 def pairs(root: Path, images: dict, masks: dict) -> Path:
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    for stem, shape in images.items():
-        Image.fromarray(np.zeros(shape, np.uint8)).save(root / "images" / f"{stem}.png")
+    for stem, shape in images.items():  # a gradient: an image of one intensity gets a warning of its own
+        Image.fromarray((np.indices(shape).sum(0) * 9 % 256).astype(np.uint8)).save(root / "images" / f"{stem}.png")
     for stem, mask in masks.items():
         Image.fromarray(mask).save(root / "masks" / f"{stem}.png")
     return root
@@ -116,7 +116,9 @@ def bad_config(text):
         done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--configfile",
                                "presets/tiny.yaml", str(tmp / "bad.yaml")], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode != 0 and "Job stats" not in done.stdout
-        raise RuntimeError(done.stdout + done.stderr)
+        # one line, before any job, and no traceback of the Snakefile
+        assert 'File "' not in done.stderr and done.stderr.strip().splitlines()[-1].startswith("config error: "), done.stderr
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
     return trigger
 
 
@@ -260,6 +262,249 @@ def model_of_any_size(tmp):
     predict_folder(tmp / "m.keras", tmp / "in" / "images", tmp / "out")
 
 
+def settings_file(text):
+    def trigger(tmp):
+        from bractivate.cli import _settings
+
+        (tmp / "s.yaml").write_text(text)
+        _settings(str(tmp / "s.yaml"), [])
+    return trigger
+
+
+def exponent_in_set(tmp):
+    from bractivate.cli import _settings
+
+    settings = _settings(None, ["learning_rate=1e-4", "min_delta=5E-3"])
+    return f"learning_rate={settings.learning_rate!r} min_delta={settings.min_delta!r}"
+
+
+def exponent_in_preset(tmp):
+    from snakemake.common.configfile import load_configfile
+
+    from bractivate.config import check_workflow_config
+
+    (tmp / "lr.yaml").write_text("search: {learning_rate: 1e-4}\ntrain: {learning_rate: 5e-5}\n")
+    done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "rules", "--configfile",
+                           "presets/tiny.yaml", str(tmp / "lr.yaml")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = check_workflow_config(load_configfile(tmp / "lr.yaml"), [tmp / "lr.yaml"], ROOT / "schemas/config.schema.yaml")
+    return f"dry run planned {done.stdout.count(chr(10))} lines; search.learning_rate={config['search']['learning_rate']!r} " \
+           f"train.learning_rate={config['train']['learning_rate']!r}"
+
+
+SQUARE = np.zeros((32, 32), bool)
+SQUARE[8:24, 8:24] = True  # a quarter of the image
+
+
+def masks_as(encode, suffix=".png", n=4):
+    """``n`` samples whose masks are ``SQUARE`` written by ``encode(square) -> array`` with ``suffix``,
+    preprocessed at their size: the warnings given and the foreground fraction read."""
+    def trigger(tmp):
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        for i in range(n):
+            Image.fromarray((np.indices((32, 32)).sum(0) * 4 + i).astype(np.uint8)).save(tmp / "images" / f"s{i}.png")
+            array = encode(SQUARE)
+            if suffix == ".tif":
+                tifffile.imwrite(tmp / "masks" / f"s{i}.tif", array)
+            else:
+                Image.fromarray(array).save(tmp / "masks" / f"s{i}{suffix}", **({"quality": 75} if suffix == ".jpg" else {}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = preprocess(read_raw("pairs", tmp), 32, {"train": 0.5, "val": 0.25, "test": 0.25})
+        said = "; ".join(f"{w.category.__name__}: {w.message}" for w in caught)
+        return f"{len(caught)} warning(s){': ' + said if said else ''}; foreground {data.masks.mean():.3f}"
+    return trigger
+
+
+def jpeg_noise_in_png(square):
+    noise = np.random.default_rng(0).integers(0, 6, square.shape)
+    return np.where(square, 255 - noise, noise).astype(np.uint8)
+
+
+def drawn_in_alpha(square):
+    rgba = np.full((*square.shape, 4), 255, np.uint8)  # white everywhere; the drawing is the opacity
+    rgba[..., 3] = square * 255
+    return rgba
+
+
+def instance_labels(square):
+    labels = np.zeros(square.shape, np.uint16)
+    labels[8:24, 8:16], labels[8:24, 16:24] = 1, 2
+    return labels
+
+
+def image_of_side(shape):
+    def trigger(tmp):
+        root = pairs(tmp, GOOD_IMAGES, {"a": np.zeros(shape, np.uint8), **GOOD_MASKS})
+        Image.fromarray(np.full(shape, 200, np.uint8)).save(root / "images" / "a.png")
+        preprocess(read_raw("pairs", root), 8)
+    return trigger
+
+
+def constant_images(tmp):
+    root = pairs(tmp, GOOD_IMAGES, {"a": (SQUARE[:8, :8] * 255).astype(np.uint8), **GOOD_MASKS})
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(root / "images" / "a.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        preprocess(read_raw("pairs", root), 8)
+
+
+def second_writer(command, argv):
+    """``bractivate COMMAND`` into a folder that another process is writing to (it holds the folder's lock)."""
+    def trigger(tmp):
+        from bractivate.io import write_dataset
+
+        write_dataset(tmp / "d.h5", blob_dataset(n=10, size=32))
+        a_model(tmp, lambda x: keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from bractivate.runtime import output_folder_lock\n"
+             f"with output_folder_lock({str(tmp / 'out')!r}, 'bractivate {command}'):\n"
+             "    print('locked', flush=True); time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            outcome = run_cli(command, *(a.format(d=tmp) for a in argv))
+        finally:
+            holder.kill()
+            holder.wait()
+        assert not list((tmp / "out").glob("*.png")) and not (tmp / "out" / "best_genome.json").exists()
+        return outcome.replace(str(holder.pid), "<pid>")
+    return trigger
+
+
+def run_cli(*argv) -> str:
+    """``bractivate ARGV`` in this process: its exit status and stderr, which must be one line."""
+    import contextlib
+    import io
+
+    from bractivate.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    assert err.getvalue().count("\n") == 1, err.getvalue()
+    return f"exit {status}: {err.getvalue().strip()}"
+
+
+def internal_error_in_cli(tmp):
+    from unittest import mock
+
+    (tmp / "g.json").write_text(json.dumps(Genome(1, 4).to_dict()))
+    with mock.patch("bractivate.genome.Genome.load", side_effect=KeyError("a bug")):
+        outcome = run_cli("show", tmp / "g.json")
+    log = Path(re.search(r"traceback is in (\S+):", outcome).group(1))
+    assert "Traceback (most recent call last)" in log.read_text() and "KeyError: 'a bug'" in log.read_text()
+    log.unlink()
+    return outcome
+
+
+def every_evaluation_fails(tmp):
+    from bractivate.evaluation import SearchSettings
+    from bractivate.search import run_search
+
+    def broken(genome, data, settings, seed):
+        return {"params": 0, "seconds_per_epoch": float("nan"), "train_seconds": 0.0, "flops_per_epoch": 0,
+                "epochs": 0, "val_bcl": float("nan"), "val_dice": float("nan"), "score": float("inf"),
+                "activity": {}, "outcome": "failed", "error": "ValueError: input of 16x16 is too small for depth 5"}
+
+    run_search(blob_dataset(n=10, size=32), SearchSettings(population=2, evaluations=3), tmp / "state.json",
+               tmp / "history.tsv", evaluate_fn=broken)
+
+
+def script_error(code):
+    """A workflow script's error after ``setup_job`` (what every script calls first): its stderr and log."""
+    def trigger(tmp):
+        program = ("import sys; from bractivate.runtime import setup_job; "
+                   f"setup_job({str(tmp / 'job.log')!r}); {code}")
+        done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True)
+        log = (tmp / "job.log").read_text()
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert log.rstrip().splitlines()[-1] == done.stderr.strip(), log
+        return f"log has {len(log.splitlines())} lines, ends with: {done.stderr.strip()}"
+    return trigger
+
+
+def users_file_as_state(state, prepare=None):
+    """``bractivate search`` with ``--state`` at a file the search did not write: refused, left as it was."""
+    def trigger(tmp):
+        (tmp / "out").mkdir()
+        (tmp / "notes.json").write_text('{"todo": ["buy milk"]}\n')
+        write_json = __import__("bractivate.io", fromlist=["write_json"]).write_json
+        write_json(tmp / "out" / "best_genome.json", {"genome": Genome(1, 4).to_dict(), "result": {}, "settings": {}})
+        if prepare:
+            prepare(tmp)
+        before = {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
+        outcome = run_cli("search", tmp / "none.h5", tmp / "out", "--state", state(tmp))
+        assert {p: p.read_bytes() for p in tmp.rglob("*") if p.is_file()} == before, "a file was changed"
+        return outcome
+    return trigger
+
+
+def h5_with(**change):
+    """A data set file whose arrays ``change`` replaces (None deletes one; a dict makes a group)."""
+    def trigger(tmp):
+        import h5py
+
+        from bractivate.io import write_dataset
+
+        write_dataset(tmp / "d.h5", blob_dataset(n=10, size=32))
+        with h5py.File(tmp / "d.h5", "a") as h5:
+            for key, value in change.items():
+                del h5[key]
+                if isinstance(value, dict):
+                    h5.create_group(key)
+                else:
+                    h5.create_dataset(key, data=value)
+        load_dataset(tmp / "d.h5")
+    return trigger
+
+
+def genome_text(text):
+    def trigger(tmp):
+        (tmp / "g.json").write_text(text)
+        Genome.load(tmp / "g.json")
+    return trigger
+
+
+def a_model(tmp, outputs):
+    inputs = keras.Input((16, 16, 1))
+    keras.Model(inputs, outputs(inputs)).save(tmp / "m.keras")
+    pairs(tmp / "in", {"a": (20, 20), "b": (16, 16)}, {})
+    return tmp / "m.keras"
+
+
+def predict_with(outputs):
+    def trigger(tmp):
+        try:
+            predict_folder(a_model(tmp, outputs), tmp / "in" / "images", tmp / "out")
+        finally:
+            assert not list((tmp / "out").glob("*.png")), "a mask was written"
+    return trigger
+
+
+def classifier(inputs):
+    return keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inputs))
+
+
+def overwrite_a_users_file(tmp):
+    (tmp / "out").mkdir()
+    (tmp / "out" / "a.png").write_text("my notes, named like a mask")
+    try:
+        predict_folder(a_model(tmp, lambda x: keras.layers.Conv2D(1, 1, activation="sigmoid")(x)),
+                       tmp / "in" / "images", tmp / "out", overwrite=True)
+    finally:
+        assert (tmp / "out" / "a.png").read_text() == "my notes, named like a mask"
+
+
+def preprocess_over_a_users_file(tmp):
+    pairs(tmp / "in", {"a": (8, 8), **GOOD_IMAGES}, {"a": np.zeros((8, 8), np.uint8), **GOOD_MASKS})
+    (tmp / "o.h5").write_text("my notes")
+    try:
+        preprocess_cli("pairs", tmp / "in", tmp / "o.h5", image_size=8, split=[0.4, 0.3, 0.3], overwrite=True)
+    finally:
+        assert (tmp / "o.h5").read_text() == "my notes"
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -275,9 +520,9 @@ CATALOGUE = {
     "config-unknown-key": (bad_config("search: {epoch: 3}\n"), r"Additional properties are not allowed \('epoch' was unexpected\)"),
     "config-wrong-type": (bad_config("trials: three\n"), r"'three' is not of type 'integer'"),
     "config-depth-below-1": (bad_config("experiments: {main: {depth_range: [0, 3]}}\n"),
-                             r"0 is less than the minimum of 1.*On instance\['experiments'\]\['main'\]\['depth_range'\]\[0\]"),
+                             r"config error: experiments\.main\.depth_range\[0\]: 0 is less than the minimum of 1 \(ValidationError\)"),
     "config-population-0": (bad_config("search: {population: 0}\n"),
-                            r"0 is less than the minimum of 1.*On instance\['search'\]\['population'\]"),
+                            r"config error: search\.population: 0 is less than the minimum of 1 \(ValidationError\)"),
     "config-split-sum": (bad_config("split: {train: 0.7, val: 0.2, test: 0.2}\n"), r"fractions .* must sum to 1"),
     "genome-backward-edge": (backward_edge, r"g\.json: edge dec0->enc1 goes backwards"),
     "keras-lambda-untrusted": (lambda_layer_model, r"(?i)lambda.*(unsafe|safe_mode)|safe_mode"),
@@ -310,6 +555,95 @@ CATALOGUE = {
     "genome-is-an-image": (genome_is_an_image, r"g\.png: not valid JSON \('utf-8' codec can't decode"),
     "model-any-size": (model_of_any_size, r"m\.keras: expected a square single-channel model input, got \(None, None, None, 1\)"),
     "genome-too-deep": (genome_too_deep, r"g\.json: depth 100 is more than 16"),
+    # Round three (issue 22): files of another kind, encodings, one line per error, numbers, duplicate keys.
+    "settings-duplicate-key": (settings_file("epochs: 3\npopulation: 2\nepochs: 5\n"),
+                               r"s\.yaml: key 'epochs' given twice \(lines 1 and 3\); keep one"),
+    "config-duplicate-key": (bad_config("search:\n  population: 3\n  evaluations: 5\nsearch:\n  epochs: 2\n"),
+                             r"bad\.yaml: key 'search' given twice \(lines 1 and 4\)"),
+    "hdf5-images-rank": (h5_with(images=np.zeros((10, 32, 32), np.float32)),
+                         r"d\.h5: images is a float32 array of shape \(10, 32, 32\); expected \(N, H, W, 1\) float32"),
+    "hdf5-masks-float": (h5_with(masks=np.zeros((10, 32, 32, 1), np.float64)),
+                         r"d\.h5: masks is a float64 array of shape \(10, 32, 32, 1\); expected \(N, H, W, 1\) uint8"),
+    "hdf5-group": (h5_with(images={}), r"d\.h5: HDF5 'images' is a group, not an array"),
+    "hdf5-split-float": (h5_with(**{"split/val": np.array([0.5, 1.5])}),
+                         r"d\.h5: split/val is a float64 array of shape \(2,\); expected a list of integer sample indices"),
+    "hdf5-split-repeated": (h5_with(**{"split/test": np.array([1, 1, 2])}), r"d\.h5: split 'test' repeats 1 sample index"),
+    "hdf5-split-overlap": (h5_with(**{"split/val": np.array([0])}), r"d\.h5: split '(val|test)' shares 1 samples with another split"),
+    "hdf5-split-out-of-range": (h5_with(**{"split/val": np.array([10])}), r"d\.h5: split 'val' has indices outside \[0, 10\)"),
+    "genome-nested": (genome_text("[" * 100_000 + "]" * 100_000), r"g\.json: JSON nested too deeply to be one of the project's files"),
+    "genome-huge": (genome_text(json.dumps({"depth": 2, "filters": 8, "edges": [], "pad": "x" * (9 << 20)})),
+                    r"g\.json: \d+ bytes is more than a genome file holds \(at most 8388608\)"),
+    "genome-too-many-edges": (genome_text(json.dumps({"depth": 2, "filters": 8, "edges": [["enc0", "dec0", "add"]] * 7})),
+                              r"g\.json: 7 edges; a genome of depth 2 has at most 6"),
+    "predict-classifier": (predict_with(classifier), r"m\.keras: output of shape \(None, 1\) for input \(None, 16, 16, 1\); "
+                           r"expected one channel per pixel at the input's size, \(None, 16, 16, 1\)"),
+    "predict-three-channels": (predict_with(lambda x: keras.layers.Conv2D(3, 1, activation="softmax")(x)),
+                               r"output of shape \(None, 16, 16, 3\) .*expected one channel per pixel"),
+    "predict-other-size": (predict_with(lambda x: keras.layers.Conv2D(1, 1, activation="sigmoid")(keras.layers.MaxPooling2D()(x))),
+                           r"output of shape \(None, 8, 8, 1\) for input \(None, 16, 16, 1\)"),
+    "predict-logits": (predict_with(lambda x: keras.layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-3.0))(x)),
+                       r"m\.keras: predicts values in \[-3, -3\] for a\.png; expected probabilities in \[0, 1\]"),
+    "predict-overwrite-not-a-mask": (overwrite_a_users_file, r"out/a\.png: exists and is not a PNG mask \(1 such file\(s\)\)"),
+    "preprocess-overwrite-not-hdf5": (preprocess_over_a_users_file,
+                                      r"o\.h5: exists and is not an HDF5 data set; --overwrite replaces only a data set"),
+    "mask-float": (lambda tmp: masks_as(lambda sq: sq.astype(np.float32), ".tif")(tmp),
+                   r"masks/s0\.tif: mask has dtype float32; expected an integer type: save it as a 0/255 PNG"),
+    "image-1x1": (image_of_side((1, 1)), r"images/a\.png: image of 1×1 pixels is too small to carry a mask \(at least 4×4\)"),
+    "image-constant": (constant_images, r"1 of 3 images are of one intensity \(a\) and become blank after min-max"),
+    "config-backend-not-installed": (bad_config("keras_backend: jax\n"), r"'jax' is not one of \['torch', 'tensorflow'\]"),
+    "config-negative-seed": (bad_config("seed: -1\n"), r"config error: seed: -1 is less than the minimum of 0 \(ValidationError\)"),
+    "config-path-missing": (bad_config("datasets: {mine: {format: pairs, source: path, path: no/such/folder}}\n"),
+                            r"datasets\.mine\.path: no/such/folder not found; expected the data set's folder \(images/ and masks/\)"),
+    "config-path-is-file": (bad_config("datasets: {mine: {format: montgomery, source: path, path: README.md}}\n"),
+                            r"datasets\.mine\.path: README\.md is a file; expected the data set's folder \(montgomery layout\)"),
+    "search-all-failed": (every_evaluation_fails, r"^all 3 evaluations failed, 3 of them with ValueError: input of 16x16 is "
+                          r"too small for depth 5; no genome could be trained .*: see the error column of .*history\.tsv$"),
+}
+
+# Inputs read correctly, and errors seen as the user sees them (a command's one line): each trigger
+# returns what it got.
+OUTCOMES = {
+    "set-exponent-number": (exponent_in_set, r"^learning_rate=0\.0001 min_delta=0\.005$"),
+    "config-exponent-number": (exponent_in_preset, r"search\.learning_rate=0\.0001 train\.learning_rate=5e-05$"),
+    "state-users-json": (users_file_as_state(lambda tmp: tmp / "notes.json"),
+                         r"^exit 2: bractivate search: error: \S+notes\.json: not a search state \(no version, settings, queue, "
+                         r"rows, best, rng\); --state takes only a file that a search wrote; the file is left as it is"),
+    "state-is-best-genome": (users_file_as_state(lambda tmp: tmp / "out" / "best_genome.json"),
+                             r"^exit 2: .*out/best_genome\.json: the search state would replace the search's own output "
+                             r"best_genome\.json; give --state another file$"),
+    "state-not-json": (users_file_as_state(lambda tmp: tmp / "in" / "images" / "y.png",
+                                           lambda tmp: pairs(tmp / "in", GOOD_IMAGES, GOOD_MASKS)),
+                       r"^exit 2: .*images/y\.png: not valid JSON \('utf-8' codec can't decode"),
+    "search-output-not-ours": (users_file_as_state(lambda tmp: tmp / "s.json",
+                                                   lambda tmp: (tmp / "out" / "history.tsv").write_text("a\tb\n1\t2\n")),
+                               r"^exit 2: .*out/history\.tsv: exists and is not a search history .*it is left as it is"),
+    "mask-jpeg": (masks_as(lambda sq: (sq * 255).astype(np.uint8), ".jpg"),
+                  r"^1 warning\(s\): LossyMaskWarning: \S+: 4 of 4 mask file\(s\) lossy, the first: \S+masks/s0\.jpg: lossy mask "
+                  r"\(JPEG or compression noise\): thresholded at half its range, 127\.5 of 255; .*; foreground 0\.250$"),
+    "mask-lossy-png": (masks_as(jpeg_noise_in_png), r"^1 warning\(s\): LossyMaskWarning: .*4 of 4 mask file\(s\) lossy, "
+                       r"the first: \S+masks/s0\.png: lossy mask .*; foreground 0\.250$"),
+    "mask-alpha": (masks_as(drawn_in_alpha), r"^0 warning\(s\); foreground 0\.250$"),
+    "mask-rgb": (masks_as(lambda sq: np.stack([sq * 200, sq * 30, sq * 0], -1).astype(np.uint8)), r"^0 warning\(s\); foreground 0\.250$"),
+    "mask-0-1": (masks_as(lambda sq: sq.astype(np.uint8)), r"^0 warning\(s\); foreground 0\.250$"),
+    "mask-instance-labels": (masks_as(instance_labels), r"^1 warning\(s\): NotBinaryMaskWarning: \S+: 4 of 4 mask file\(s\) not binary, "
+                             r"the first: \S+masks/s0\.png: mask is not binary: .*instance labels give their union\); foreground 0\.250$"),
+    "cli-image-size-below-schema": (lambda tmp: run_cli("preprocess", "--format", "pairs", "--image-size", "4", tmp, tmp / "o.h5"),
+                                    r"^exit 2: bractivate preprocess: error: --image-size: expected an integer in \[8, 1024\], got 4$"),
+    "two-searches-one-folder": (second_writer("search", ["{d}/d.h5", "{d}/out", "--set", "evaluations=1"]),
+                                r"^exit 2: bractivate search: error: \S+/out: another bractivate search is writing to this folder "
+                                r"\(process <pid>: \S*python\S* -c .*\); wait for it to end or choose another folder$"),
+    "two-predicts-one-folder": (second_writer("predict", ["{d}/m.keras", "{d}/in/images", "{d}/out"]),
+                                r"^exit 2: bractivate predict: error: \S+/out: another bractivate predict is writing to this folder "
+                                r"\(process <pid>: .*\); wait for it to end or choose another folder$"),
+    "cli-bad-argument": (lambda tmp: run_cli("preprocess", "--format", "pairs", "--image-size", "abc", tmp, tmp / "o.h5"),
+                         r"^exit 2: bractivate preprocess: error: argument --image-size: invalid int value: 'abc'; "
+                         r"see bractivate preprocess --help$"),
+    "cli-internal-error": (internal_error_in_cli, r"^exit 1: bractivate show: internal error \(KeyError: missing key 'a bug'\); "
+                           r"its traceback is in \S+bractivate-show-\S+\.log: please report it"),
+    "script-user-error": (script_error("import json; json.loads('{')"),
+                          r"log has 2 lines, ends with: error: Expecting property name enclosed in double quotes: line 1"),
+    "script-internal-error": (script_error("{}['settings']"),
+                              r"ends with: internal error \(KeyError: missing key 'settings'\); its traceback is in \S+job\.log"),
 }
 
 
@@ -322,9 +656,18 @@ def test_bad_input_gets_its_documented_error(name, tmp_path):
     assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
 
 
+@pytest.mark.parametrize("name", list(OUTCOMES))
+def test_input_read_correctly_gets_its_documented_result(name, tmp_path):
+    trigger, expected = OUTCOMES[name]
+    outcome = trigger(tmp_path)
+    assert re.search(expected, outcome, re.S), f"{name}: got {outcome}"
+    assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
+
+
 def test_catalogue_is_complete():
     documented = re.findall(r"^\| `([a-z0-9-]+)` \|", DOC, re.M)
-    assert sorted(documented) == sorted(CATALOGUE) and len(CATALOGUE) >= 15
+    assert sorted(documented) == sorted([*CATALOGUE, *OUTCOMES]) and len(CATALOGUE) >= 15
+    assert not set(CATALOGUE) & set(OUTCOMES)
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])

@@ -133,3 +133,26 @@ def test_shared_gpu_profile_asks_slurm_for_a_shard_of_a_gpu():
         assert _is_gpu_job(resources) == 1
         assert utils.set_gres_string(_Job(base[rule])).strip() == "--gpus=1"
     assert _is_gpu_job({"gres": "mps:25"}) == 1 and _is_gpu_job({"gpu": 0}) == 0
+
+
+def test_an_output_folder_lock_is_released_on_sigkill_and_removed_on_exit(tmp_path):
+    import signal
+
+    from bractivate.runtime import output_folder_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from bractivate.runtime import output_folder_lock\n"
+         f"with output_folder_lock({str(tmp_path)!r}, 'bractivate search'):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(ValueError, match=rf"another bractivate search is writing to this folder \(process {holder.pid}"):
+        with output_folder_lock(tmp_path, "bractivate search"):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with output_folder_lock(tmp_path, "bractivate search"):  # the kernel released it
+        assert (tmp_path / ".bractivate.lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(ValueError, match=rf"\(process {os.getpid()}"):  # one writer, even in one process
+            with output_folder_lock(tmp_path, "bractivate search"):
+                pass
+    assert not (tmp_path / ".bractivate.lock").exists()

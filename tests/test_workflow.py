@@ -117,6 +117,21 @@ def test_conda_envs_pin_the_lock_versions():
         assert (ROOT / "envs" / f"{env_name}.yaml").is_file()
 
 
+def test_every_backend_of_the_schema_is_installed_from_the_locks():
+    import importlib.util
+
+    lock = _pins((ROOT / "requirements.lock").read_text().splitlines()
+                 + (ROOT / "requirements-torch.lock").read_text().splitlines())
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    backends = schema["properties"]["keras_backend"]["enum"]
+    package = {"torch": "torch", "tensorflow": "tensorflow-cpu", "jax": "jax"}
+    assert "torch" in backends and "tensorflow" in backends
+    for backend in backends:
+        assert package.get(backend) in lock, f"keras_backend {backend!r} is in the schema but not in the locks"
+        assert importlib.util.find_spec(backend) is not None, f"keras_backend {backend!r} is not installed"
+        assert f"`{backend}`" in (ROOT / "README.md").read_text() or backend == "torch"
+
+
 def test_every_rule_logs_and_training_rules_benchmark():
     text = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
     # Top-level rules and the rules a loop defines (indented ``rule:`` with ``name:``), each
@@ -311,3 +326,12 @@ def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
         else:
             assert "gpu=" not in resources, (rule, resources)
     assert {"search", "train_best", "ablation", "baseline", "preprocess", "tables"} <= seen
+
+
+def test_config_files_are_read_with_the_project_reader(tmp_path):
+    # The Snakefile reads Snakemake's private ``workflow.configfiles`` (config.yaml and every --configfile).
+    (tmp_path / "p.yaml").write_text("train:\n  epochs: 3\ntrain:\n  epochs: 4\n")
+    done = snakemake("-n", "--configfile", "presets/tiny.yaml", str(tmp_path / "p.yaml"), check=False)
+    assert done.returncode != 0
+    assert "p.yaml: key 'train' given twice (lines 1 and 3)" in done.stdout + done.stderr, \
+        "Snakemake's workflow.configfiles changed: see the Snakefile"

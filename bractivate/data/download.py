@@ -39,6 +39,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
+from bractivate.errors import UserError
 from bractivate.io import write_text
 
 CHUNK = 1 << 20
@@ -46,7 +47,7 @@ USER_AGENT = "bractivate/0.1 (Python urllib)"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """Every URL of a file failed; the message lists what happened at each."""
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from bractivate.io import SPLITS, Dataset, check_writable, write_dataset
 
 from .download import check_sha256, download_files, is_archive, sha256_file
-from .readers import LAYOUTS, RawData, read_raw
+from .readers import LAYOUTS, ConstantImageWarning, LossyMaskWarning, MaskWarning, RawData, read_raw
 from .synthetic import MARKER, TASK_LAYOUT, write_synthetic
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ FILE_KEYS = {"name", "sha256", "urls", "extract", "into"}
 # Every job holds a data set's N images of S×S pixels in memory (5 bytes a pixel with the mask):
 # at 1024 the 670 DSB2018 images take 3.5 GB, and at 100 000 preprocessing alone asks for 596 GiB.
 MAX_IMAGE_SIZE = 1024
+# The smallest side the schema allows (schemas/config.schema.yaml); the command line keeps the same bounds.
+MIN_IMAGE_SIZE = 8
 # Generated stand-ins (schemas/dataset.schema.yaml): a stack is held in memory while written.
 MAX_SYNTHETIC_N, MAX_SYNTHETIC_SIDE = 5000, 4096
 
@@ -164,10 +166,10 @@ def check_split(split: Mapping[str, float]) -> dict[str, float]:
 
 
 def check_image_size(image_size, where: str = "image_size") -> int:
-    """An integer side in [2, MAX_IMAGE_SIZE], or a one-line error naming ``where``."""
+    """An integer side in [MIN_IMAGE_SIZE, MAX_IMAGE_SIZE] (the schema's), or a one-line error naming ``where``."""
     integer = isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool)
-    if not integer or not 2 <= image_size <= MAX_IMAGE_SIZE:
-        raise ValueError(f"{where}: expected an integer in [2, {MAX_IMAGE_SIZE}], got {image_size!r}")
+    if not integer or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"{where}: expected an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}")
     return int(image_size)
 
 
@@ -220,6 +222,23 @@ def check_planned_split(name: str, entry: Mapping, split: Mapping[str, float]) -
     if zero:
         raise ValueError(f"datasets.{name}: split {fractions} leaves {' and '.join(zero)} empty; "
                          "every split needs a positive fraction")
+
+
+def check_source_path(name: str, entry: Mapping) -> None:
+    """The workflow's check before any job: a ``source: path`` entry names an existing folder.
+
+    A missing folder would otherwise stop the run only at the preprocess job (Snakemake: "missing
+    input files"), and a file would be taken as the folder of images."""
+    entry = validate_entry(name, entry)
+    if entry["source"] != "path":
+        return
+    root = Path(entry["path"])
+    layout = "images/ and masks/" if entry["format"] == "pairs" else f"{entry['format']} layout"
+    what = f"the data set's folder ({layout})"
+    if not root.exists():
+        raise ValueError(f"datasets.{name}.path: {root} not found; expected {what}")
+    if not root.is_dir():
+        raise ValueError(f"datasets.{name}.path: {root} is a file; expected {what}")
 
 
 def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
@@ -324,11 +343,23 @@ def preprocess(
     n = len(raw.samples)
     images = np.empty((n, image_size, image_size, 1), np.float32)
     masks = np.empty((n, image_size, image_size, 1), np.uint8)
-    # threads, not processes: PNG decoding and the resize filters release the GIL
-    with ThreadPoolExecutor(max(1, int(workers))) as pool:
-        done = tqdm(pool.map(one, raw.samples), total=n, desc=f"preprocess {raw.format}", disable=None)
-        for i, (image, mask) in enumerate(done):
-            images[i, ..., 0], masks[i, ..., 0] = image, mask
+    constant = []
+    # A warning per mask file would bury the one that matters: collect them, give one per kind.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # threads, not processes: PNG decoding and the resize filters release the GIL
+        with ThreadPoolExecutor(max(1, int(workers))) as pool:
+            done = tqdm(pool.map(one, raw.samples), total=n, desc=f"preprocess {raw.format}", disable=None)
+            for i, (image, mask) in enumerate(done):
+                images[i, ..., 0], masks[i, ..., 0] = image, mask
+                if image.max() == 0:
+                    constant.append(raw.names[i])
+    summarise_warnings(caught, raw, n)
+    if constant:
+        warnings.warn(ConstantImageWarning(
+            f"{raw.root}: {len(constant)} of {n} images are of one intensity ({', '.join(constant[:3])}"
+            f"{', …' if len(constant) > 3 else ''}) and become blank after min-max normalisation; check them"),
+            stacklevel=2)
     warn_if_degenerate(masks, raw)
     names = raw.names
     splits = split_indices(names, fractions, seed, raw.test_names)
@@ -342,6 +373,21 @@ def preprocess(
         **(attrs or {}),
     }
     return Dataset(images, masks, splits, names, meta)
+
+
+def summarise_warnings(caught: list, raw: RawData, n: int) -> None:
+    """Warn once per kind of mask warning (docs/data.md#masks), naming the first file and how many
+    masks it concerns; other warnings pass on unchanged."""
+    kinds: dict[type, list[str]] = {}
+    for item in caught:
+        if issubclass(item.category, MaskWarning):
+            kinds.setdefault(item.category, []).append(str(item.message))
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    for category, messages in kinds.items():
+        what = "lossy" if category is LossyMaskWarning else "not binary"
+        warnings.warn(category(f"{raw.root}: {len(messages)} of {n} mask file(s) {what}, the first: {messages[0]}"),
+                      stacklevel=3)
 
 
 def warn_if_degenerate(masks: np.ndarray, raw: RawData) -> None:
@@ -429,6 +475,14 @@ def prepare(
     return Path(out_h5)
 
 
+def is_hdf5(path: Path) -> bool:
+    """A plain file with the HDF5 signature at its start (where preprocessing writes it)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
 def preprocess_cli(
     format: str,
     input_dir: str | os.PathLike,
@@ -461,6 +515,9 @@ def preprocess_cli(
         raise ValueError(f"{output}: is one of the input files; write the data set elsewhere")
     if output.exists() and not overwrite:
         raise ValueError(f"{output}: exists; pass --overwrite to replace it")
+    if output.exists() and not is_hdf5(output):  # --overwrite replaces a data set, not a user's other file
+        raise ValueError(f"{output}: exists and is not an HDF5 data set; --overwrite replaces only a data set: "
+                         "it is left as it is, choose another name")
     dataset = preprocess(raw, image_size, split, seed, workers=workers)
     write_dataset(output, dataset)
     return Path(output)
