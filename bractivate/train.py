@@ -234,11 +234,13 @@ def _compiled_forward(model: keras.Model, execution: str):
 
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
-        precision: str | None = None, batchnorm: str = "recalibrate", verbose: int = 0) -> FitResult:
+        precision: str | None = None, batchnorm: str = "recalibrate", verbose: int = 0,
+        callbacks: tuple | list = ()) -> FitResult:
     """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
     val split in inference mode after re-estimating its BatchNormalization statistics; keep the
     weights of the best validation epoch (docs/method.md, "Training protocol"). ``precision``, if
-    given, must be the policy the model was built under (see :func:`use_precision`)."""
+    given, must be the policy the model was built under (see :func:`use_precision`).
+    ``callbacks`` (progress reports) run after the validation, so their logs hold ``val_loss``."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
     if batchnorm not in BATCHNORM_MODES:
@@ -265,11 +267,11 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
                                batch_size=batch_size, patience=patience, min_delta=min_delta, batchnorm=batchnorm)
     if program is not None:
         history = _torch_exec().fit_arrays(model, program, x_train, y_train, epochs=epochs,
-                                           batch_size=batch_size, callbacks=[stopper])
+                                           batch_size=batch_size, callbacks=[stopper, *callbacks])
     else:
         history = model.fit(
             x_train, y_train, epochs=epochs, batch_size=batch_size,
-            shuffle=True, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN(), stopper],
+            shuffle=True, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN(), stopper, *callbacks],
         ).history
     losses = history.get("loss", []) + history.get("val_loss", [])
     timed = stopper.seconds[1:] or stopper.seconds

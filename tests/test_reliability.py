@@ -260,6 +260,32 @@ def model_of_any_size(tmp):
     predict_folder(tmp / "m.keras", tmp / "in" / "images", tmp / "out")
 
 
+def train_setting(**settings):
+    def trigger(tmp):
+        from bractivate.cli import _settings
+
+        _settings(None, [f"{k}={v}" for k, v in settings.items()], "train")
+    return trigger
+
+
+def command(*argv):
+    """A ``bractivate`` command's own error (``main`` prints it as one line and exits 2)."""
+    def trigger(tmp):
+        from bractivate.cli import parser
+
+        args = parser().parse_args([a.format(d=tmp) for a in argv])
+        (tmp / "out").mkdir()
+        (tmp / "out" / "model.keras").write_text("trained before")
+        args.func(args)
+    return trigger
+
+
+def threads_zero(tmp):
+    from bractivate.runtime import setup_command
+
+    setup_command(0)
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -310,6 +336,10 @@ CATALOGUE = {
     "genome-is-an-image": (genome_is_an_image, r"g\.png: not valid JSON \('utf-8' codec can't decode"),
     "model-any-size": (model_of_any_size, r"m\.keras: expected a square single-channel model input, got \(None, None, None, 1\)"),
     "genome-too-deep": (genome_too_deep, r"g\.json: depth 100 is more than 16"),
+    "train-set-wrong-type": (train_setting(patience=0.5), r"train\.patience: expected an integer or null, got 0\.5"),
+    "train-over-a-model": (command("train", "{d}/g.json", "{d}/d.h5", "{d}/out"),
+                           r"out/model\.keras: exists \(a model was already trained into .*out\); pass --overwrite"),
+    "threads-zero": (threads_zero, r"--threads: expected an integer >= 1, got 0"),
 }
 
 
