@@ -5,6 +5,7 @@
     bractivate show GENOME.json [--input-size 128]
     bractivate preprocess --format FORMAT INPUT_DIR OUTPUT.h5 [--overwrite]
     bractivate predict MODEL.keras INPUT_DIR OUTPUT_DIR [--overwrite]
+    bractivate export MODEL.keras OUTDIR [--data DATA.h5] [--genome GENOME.json] [--overwrite]
 
 Every command caps its CPU threads as a workflow job does (``--threads N``; default half the
 cores, at most 4) and runs Keras on PyTorch, as the workflow's training jobs do, unless
@@ -70,7 +71,7 @@ def search_command(args) -> int:
 def train_command(args) -> int:
     from bractivate.genome import Genome
     from bractivate.io import load_dataset, read_json
-    from bractivate.pipeline import train_best_job
+    from bractivate.pipeline import search_provenance, train_best_job
 
     settings = _settings(args.settings, args.set, "train")
     if args.seed is not None and args.seed < 0:
@@ -88,8 +89,10 @@ def train_command(args) -> int:
     searched = (best.get("settings") if isinstance(best, dict) else None) or {}
     seed = args.seed if args.seed is not None else int(searched.get("seed", 0))
     data = load_dataset(args.data)
+    provenance = {**search_provenance(best), "genome_file": args.genome, "data_file": args.data}  # for export
     metrics = train_best_job(args.genome, data, settings, seed=seed, model_path=out / "model.keras",
-                             metrics_path=out / "metrics.json", history_path=out / "history.tsv")
+                             metrics_path=out / "metrics.json", history_path=out / "history.tsv",
+                             provenance=provenance)
     print(f"genome {genome.hash}: test Dice {metrics['test_dice']:.4f}, {metrics['params']:,} parameters, "
           f"{metrics['epochs']} epochs; wrote {out / 'model.keras'}")
     return 0
@@ -120,6 +123,17 @@ def predict_command(args) -> int:
     written = predict_folder(args.model, args.input_dir, args.output_dir, threshold=args.threshold,
                              overwrite=args.overwrite)
     print(f"wrote {len(written)} masks to {args.output_dir}")
+    return 0
+
+
+def export_command(args) -> int:
+    from bractivate.export import export_model
+
+    checks = export_model(args.model, args.outdir, data_path=args.data, genome_path=args.genome,
+                          overwrite=args.overwrite)
+    print(f"wrote {Path(args.outdir) / 'model.onnx'} (onnxruntime within {checks['onnx_max_abs_diff']:.2g} of Keras "
+          f"on {checks['test_images']} test images) and the bioimage.io package "
+          f"{Path(args.outdir) / checks['package']} (bioimageio test: {checks['bioimageio_test']})")
     return 0
 
 
@@ -173,6 +187,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--overwrite", action="store_true", help="replace masks already in OUTPUT_DIR")
     p.set_defaults(func=predict_command)
+
+    p = sub.add_parser("export", parents=[common],
+                       help="write a trained model as ONNX and as a bioimage.io model package, both checked")
+    p.add_argument("model", help="model.keras from train_best or bractivate train")
+    p.add_argument("outdir", help="new folder for model.onnx, the package and its zip")
+    p.add_argument("--data", help="the data set it was trained on (default: the one its metrics.json names)")
+    p.add_argument("--genome", help="its genome, for the package's README (default: the one its metrics.json names)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTDIR if it exists")
+    p.set_defaults(func=export_command)
     return main
 
 

@@ -210,6 +210,11 @@ class _EpochProgress(keras.callbacks.Callback):
         self.progress.step(epoch + 1, best, f"epoch {epoch + 1}: loss {loss:.4g}, val loss {val:.4g}")
 
 
+def search_provenance(best) -> dict:
+    """The data set, experiment and trial a workflow search wrote into its ``best_genome.json``."""
+    return {k: best[k] for k in ("dataset", "experiment", "trial") if isinstance(best, dict) and k in best}
+
+
 def train_best_job(best_path, data: Dataset, settings: TrainSettings | dict, *, seed: int, model_path,
                    metrics_path, history_path, provenance: dict | None = None, stream=None) -> dict:
     """Train a search's best genome in full (``best_genome.json`` as the search wrote it, or a
@@ -224,7 +229,7 @@ def train_best_job(best_path, data: Dataset, settings: TrainSettings | dict, *, 
     searched = best.get("settings", {}) if isinstance(best, dict) else {}
     min_size = int(searched.get("min_size", MIN_SIZE))
     if provenance is None:
-        provenance = {k: best[k] for k in ("dataset", "experiment", "trial") if isinstance(best, dict) and k in best}
+        provenance = search_provenance(best)
     with Progress(settings.epochs, "epoch", "train", stream=stream) as bar:
         return train_genome_job(genome, data, settings.to_dict(), seed=seed, model_path=model_path,
                                 metrics_path=metrics_path, history_path=history_path, provenance=provenance,

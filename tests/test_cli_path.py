@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shlex
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -30,6 +31,7 @@ FAST = {
                "--set", "depth_range=[1, 2]", "--set", "filter_range=[4, 8]", "--set", "execution=eager"],
     "train": ["--set", "epochs=3", "--set", "batch_size=4", "--set", "execution=eager"],
     "predict": [],
+    "export": [],
 }
 
 
@@ -72,12 +74,18 @@ def blob_folder(root: Path, n: int, seed: int, masks: bool = True, size: tuple[i
 @pytest.mark.slow
 def test_the_readme_path_runs_from_images_to_predicted_masks(tmp_path, monkeypatch, capsys):
     commands = readme_commands()
-    assert [c[1] for c in commands] == ["preprocess", "search", "train", "predict"]
+    assert [c[1] for c in commands] == ["preprocess", "search", "train", "predict", "export"]
     monkeypatch.chdir(tmp_path)
     blob_folder(tmp_path / "my-study", 14, seed=0)
     blob_folder(tmp_path / "new", 3, seed=1, masks=False, size=(30, 26))
     (tmp_path / "new" / "images").rename(tmp_path / "new-images")
     for command in commands:
+        if command[1] == "export":  # it runs on PyTorch, the commands' default; these tests run TensorFlow
+            env = {**{k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}, "KERAS_BACKEND": "torch"}
+            run = subprocess.run([str(Path(sys.executable).parent / "bractivate"), *command[1:]], env=env,
+                                 capture_output=True, text=True, timeout=600)
+            assert run.returncode == 0, run.stderr[-3000:]
+            continue
         assert main([*command[1:], *FAST[command[1]]]) == 0, command
     best = read_json("search/best_genome.json")
     metrics = read_json("model/metrics.json")
@@ -92,6 +100,7 @@ def test_the_readme_path_runs_from_images_to_predicted_masks(tmp_path, monkeypat
         assert mask.shape == (30, 26) and set(np.unique(mask)) <= {0, 255}
     out = capsys.readouterr().out
     assert f"test Dice {metrics['test_dice']:.4f}" in out and "wrote 3 masks to new-masks" in out
+    assert read_json("export/export.json")["bioimageio_test"] == "passed" and Path("export/model.onnx").is_file()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 # a search's seed is the config's seed plus the trial (rules/common.smk, search_settings).
 SET_BY_THE_WORKFLOW = {"seed"}
 # config.yaml values that differ from the schema's defaults on purpose, by section: none today.
-DELIBERATE = {"search": {}, "train": {}, "ablation": {}, "baselines": {}, "figures": {}}
+DELIBERATE = {"search": {}, "train": {}, "ablation": {}, "baselines": {}, "figures": {}, "export": {}}
 
 
 def _typed(value):

@@ -286,6 +286,21 @@ def threads_zero(tmp):
     setup_command(0)
 
 
+def export_not_segmentation(tmp):
+    from bractivate.export import check_segmentation_model
+
+    inputs = keras.Input((16, 16, 1))
+    check_segmentation_model(keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="softmax")(inputs)), tmp / "m.keras")
+
+
+def export_into_existing_folder(tmp):
+    from bractivate.cli import parser
+
+    (tmp / "out").mkdir()
+    args = parser().parse_args(["export", str(tmp / "m.keras"), str(tmp / "out")])
+    args.func(args)
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -340,6 +355,8 @@ CATALOGUE = {
     "train-over-a-model": (command("train", "{d}/g.json", "{d}/d.h5", "{d}/out"),
                            r"out/model\.keras: exists \(a model was already trained into .*out\); pass --overwrite"),
     "threads-zero": (threads_zero, r"--threads: expected an integer >= 1, got 0"),
+    "export-not-segmentation": (export_not_segmentation, r"m\.keras: not a one-channel segmentation network: output \(None, 16, 16, 3\)"),
+    "export-existing-folder": (export_into_existing_folder, r"out: exists; pass --overwrite to replace it"),
 }
 
 
