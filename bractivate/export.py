@@ -141,9 +141,13 @@ def export_onnx(model, size: int, path: Path) -> tuple[int, str]:
 
     from bractivate.torch_exec import program_for
 
-    # Keras exports only a model that was called. On PyTorch, the first call of a loaded genome
-    # model resizes (its Resizing layers) unlike every later call and unlike its torch program, by up
-    # to ~1e-2 in probability: the export and its check start after this call.
+    # Keras exports only a model that was called. Known discrepancy (docs/reliability.md): on
+    # PyTorch, Keras' Resizing layer (the genomes' resized dendrites) computes like TensorFlow's
+    # on the first call of a model loaded with TensorFlow left unimported, and on every call when
+    # TensorFlow is imported, and like its torch program (F.interpolate) on later calls; the two
+    # differ by up to ~1e-2 in probability on the test model. The ONNX file follows the torch
+    # program, the function the training runs under execution `torch`; the check compares it
+    # with Keras after this first call.
     model(np.zeros((1, size, size, 1), np.float32))
     program = program_for(model)
     with warnings.catch_warnings():
@@ -257,6 +261,7 @@ def export_model(model_path, out_dir, *, data_path=None, genome_path=None, overw
     module's docstring); return the checks' results (also written as ``export.json``)."""
     from bractivate.genome import Genome
     from bractivate.io import load_dataset
+    from bractivate.model import count_params
 
     model_path, out = Path(model_path), Path(out_dir)
     check_out_dir(out, overwrite)
@@ -296,7 +301,7 @@ def export_model(model_path, out_dir, *, data_path=None, genome_path=None, overw
         facts = {
             "dataset": dataset, "data_file": data_file.as_posix(), "size": size, "n_images": len(data.images),
             "split": {k: int(len(v)) for k, v in data.splits.items()},
-            "test_dice": metrics.get("test_dice", float("nan")), "params": int(model.count_params()),
+            "test_dice": metrics.get("test_dice", float("nan")), "params": int(count_params(model)),
             "genome_hash": hash_, "experiment": metrics.get("experiment"), "trial": metrics.get("trial"),
             "genome_table": describe_genome(genome, (size, size, 1)) if genome else "",
             "opset": opset, "onnx_max_abs_diff": difference, "tolerance": tolerance,
