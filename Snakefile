@@ -49,9 +49,16 @@ include: "rules/train.smk"
 include: "rules/ablation.smk"
 include: "rules/baselines.smk"
 include: "rules/figures.smk"
+include: "rules/export.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+
+
+# Opt-in: `snakemake export_all` (about 10 s a model on a CPU, and the export's own dependencies).
+rule export_all:
+    input:
+        export_outputs(),

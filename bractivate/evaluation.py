@@ -87,16 +87,19 @@ class SearchSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def check_setting_types(settings) -> None:
-    """Each field of a settings dataclass has the type of its default, or a one-line error.
+def check_setting_types(settings, section: str = "search") -> None:
+    """Each field of a settings dataclass has the type of its default, or a one-line error
+    naming ``section.key``.
 
     ``--set epochs=1.5`` must not reach the training: ints are ints (not bools), numbers are
-    finite, ranges are pairs of integers.
+    finite, ranges are pairs of integers; a field whose default is None takes null or an integer.
     """
     for f in fields(settings):
         value, default = getattr(settings, f.name), f.default
         integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-        if isinstance(default, bool):
+        if default is None:
+            ok, want = value is None or integer, "an integer or null"
+        elif isinstance(default, bool):
             ok, want = isinstance(value, bool), "true or false"
         elif isinstance(default, int):
             ok, want = integer, "an integer"
@@ -110,7 +113,7 @@ def check_setting_types(settings) -> None:
                 isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
             want = "a pair [low, high] of integers"
         if not ok:
-            raise ValueError(f"search.{f.name}: expected {want}, got {value!r}")
+            raise ValueError(f"{section}.{f.name}: expected {want}, got {value!r}")
 
 
 def evaluate(genome: Genome, data: Dataset, settings: SearchSettings, seed: int = 0) -> dict:

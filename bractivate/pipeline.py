@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import keras
@@ -12,37 +14,60 @@ import pandas as pd
 
 from bractivate.baselines import build_baseline
 from bractivate.errors import TrainingFailed
-from bractivate.evaluation import SearchSettings
+from bractivate.evaluation import SearchSettings, check_setting_types
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, read_json, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
+from bractivate.progress import Progress
 from bractivate.search import run_search
-from bractivate.train import (accelerator_visible, fit, seed_everything, split_metrics,
+from bractivate.train import (EXECUTIONS, PRECISIONS, accelerator_visible, fit, seed_everything, split_metrics,
                               tensorflow_unused, use_precision)
 
 log = logging.getLogger(__name__)
 
 
-def _progress(total: int):
-    def report(row: dict) -> None:
-        log.info(
-            "evaluation %d/%d %s (%s) depth=%d filters=%d params=%d epochs=%d val_dice=%.3f "
-            "score=%.4g %s%s", row["evaluation"] + 1, total, row["genome_hash"], row["origin"],
-            row["genome"]["depth"], row["genome"]["filters"], row["params"], row["epochs"],
-            row["val_dice"], row["score"], row["outcome"], f" ({row['error']})" if row["error"] else "",
-        )
-    return report
+def _describe_row(row: dict) -> str:
+    return (f"{row['genome_hash']} ({row['origin']}) depth={row['genome']['depth']} "
+            f"filters={row['genome']['filters']} params={row['params']} epochs={row['epochs']} "
+            f"val_dice={row['val_dice']:.3f} score={row['score']:.4g} {row['outcome']}"
+            + (f" ({row['error']})" if row["error"] else ""))
+
+
+def _saved_search(state_path) -> tuple[int, dict | None]:
+    """Evaluations a saved search state holds and its best ok row, for the progress report (a
+    state that cannot be read counts as none: the search itself says what is wrong with it)."""
+    if not Path(state_path).is_file():
+        return 0, None
+    try:
+        rows = read_json(state_path).get("rows") or []
+    except (OSError, ValueError, AttributeError):
+        return 0, None
+    ok = [r for r in rows if isinstance(r, dict) and r.get("outcome") == "ok"]
+    return len(rows), min(ok, key=lambda r: r["score"], default=None)
 
 
 def run_search_job(data: Dataset, settings: SearchSettings, best_path, history_path, state_path,
-                   provenance: dict | None = None) -> tuple[Genome, dict]:
-    """Run or resume a search; write ``best_genome.json`` (genome, its row, settings).
+                   provenance: dict | None = None, stream=None) -> tuple[Genome, dict]:
+    """Run or resume a search; write ``best_genome.json`` (genome, its row, settings). Progress
+    goes to ``stream`` (standard error): a bar on a terminal, a log line per evaluation otherwise.
 
     The state must not be one of the outputs, and an output already there must be one a search
     wrote: a user's own file is refused, not replaced (docs/reliability.md)."""
     check_search_outputs(best_path, history_path, state_path)
-    genome, row = run_search(data, settings, state_path, history_path,
-                             on_evaluation=_progress(settings.evaluations), provenance=provenance)
+    done, best = _saved_search(state_path)
+
+    def report(row: dict) -> None:
+        nonlocal best
+        if row["evaluation"] == 0:  # a new search (also one that replaced a state made on other data)
+            best = None
+        if row["outcome"] == "ok" and (best is None or row["score"] < best["score"]):
+            best = row
+        shown = "-" if best is None else f"score {best['score']:.4g} (val Dice {best['val_dice']:.3f})"
+        bar.step(row["evaluation"] + 1, shown, _describe_row(row))
+
+    with Progress(settings.evaluations, "evaluation", "search", min(done, settings.evaluations), stream) as bar:
+        genome, row = run_search(data, settings, state_path, history_path, on_evaluation=report,
+                                 provenance=provenance)
     summary = {k: v for k, v in row.items() if k != "genome"}
     write_json(best_path, {"genome": genome.to_dict(), "result": summary, "settings": settings.to_dict(),
                            "keras_backend": keras.config.backend(), **(provenance or {})})
@@ -114,11 +139,12 @@ def _tensorflow_left_unimported():
 
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
                patience: int | None, min_delta: float, execution: str, model_path, metrics_path,
-               history_path, provenance: dict, precision: str = "float32") -> dict:
+               history_path, provenance: dict, precision: str = "float32", callbacks=()) -> dict:
     """Full training of one model (docs/method.md#experiments): best validation weights kept, Dice on the test
     split; writes the model (unless ``model_path`` is None), its metrics and its history."""
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-              patience=patience, min_delta=min_delta, execution=execution, precision=precision)
+              patience=patience, min_delta=min_delta, execution=execution, precision=precision,
+              callbacks=callbacks)
     if not run.finite:
         raise TrainingFailed(f"training of {provenance} produced a non-finite loss; "
                              "try a smaller train.learning_rate")
@@ -144,7 +170,8 @@ def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_r
 
 
 def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, model_path,
-                     metrics_path, history_path, provenance: dict, min_size: int = MIN_SIZE) -> dict:
+                     metrics_path, history_path, provenance: dict, min_size: int = MIN_SIZE,
+                     callbacks=()) -> dict:
     """Build ``genome`` and train it in full with the config's ``train`` settings.
 
     ``min_size`` must be the search's (``best_genome.json``'s ``settings``): it decides where the
@@ -153,9 +180,91 @@ def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, m
     use_precision(train.get("precision", "float32"))
     model = build_model(genome, data.input_shape, min_size)
     return train_full(model, data, **train, model_path=model_path, metrics_path=metrics_path,
-                      history_path=history_path,
+                      history_path=history_path, callbacks=callbacks,
                       provenance={**provenance, "genome_hash": genome.hash, "seed": seed,
                                   "min_size": min_size})
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The full training's settings (the config's ``train`` section; defaults are the schema's,
+    tests/test_defaults.py), typed and bounded like :class:`~bractivate.evaluation.SearchSettings`."""
+
+    epochs: int = 200
+    batch_size: int = 16
+    learning_rate: float = 0.001
+    patience: int | None = None
+    min_delta: float = 0.0
+    execution: str = "torch"
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        check_setting_types(self, "train")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"train.{key}: expected an integer >= 1, got {getattr(self, key)}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"train.patience: expected null or an integer >= 1, got {self.patience}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"train.learning_rate: expected a number > 0, got {self.learning_rate}")
+        if self.min_delta < 0:
+            raise ValueError(f"train.min_delta: expected a number >= 0, got {self.min_delta}")
+        for key, allowed in (("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"train.{key} = {getattr(self, key)!r}; expected one of {allowed}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown train setting(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """Reports each epoch of a full training to a :class:`~bractivate.progress.Progress`."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress, self.best, self.best_epoch = progress, math.inf, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss, val = float(logs.get("loss", math.nan)), float(logs.get("val_loss", math.nan))
+        if val < self.best:
+            self.best, self.best_epoch = val, epoch + 1
+        best = "-" if not self.best_epoch else f"val loss {self.best:.4g} (epoch {self.best_epoch})"
+        self.progress.step(epoch + 1, best, f"epoch {epoch + 1}: loss {loss:.4g}, val loss {val:.4g}")
+
+
+def search_provenance(best) -> dict:
+    """The data set, experiment and trial a workflow search wrote into its ``best_genome.json``."""
+    return {k: best[k] for k in ("dataset", "experiment", "trial") if isinstance(best, dict) and k in best}
+
+
+def train_best_job(best_path, data: Dataset, settings: TrainSettings | dict, *, seed: int, model_path,
+                   metrics_path, history_path, provenance: dict | None = None, stream=None) -> dict:
+    """Train a search's best genome in full (``best_genome.json`` as the search wrote it, or a
+    bare genome JSON) under the full training's protocol: what the workflow's ``train_best`` rule
+    and ``bractivate train`` both run. The network is built with the search's ``min_size``;
+    ``provenance`` defaults to the data set, experiment and trial the search file names.
+    Progress goes to ``stream`` (standard error): a bar on a terminal, a log line per epoch otherwise."""
+    if not isinstance(settings, TrainSettings):
+        settings = TrainSettings.from_dict(dict(settings))
+    genome = Genome.load(best_path)
+    best = read_json(best_path)
+    searched = best.get("settings", {}) if isinstance(best, dict) else {}
+    min_size = int(searched.get("min_size", MIN_SIZE))
+    if provenance is None:
+        provenance = search_provenance(best)
+    with Progress(settings.epochs, "epoch", "train", stream=stream) as bar:
+        return train_genome_job(genome, data, settings.to_dict(), seed=seed, model_path=model_path,
+                                metrics_path=metrics_path, history_path=history_path, provenance=provenance,
+                                min_size=min_size, callbacks=[_EpochProgress(bar)])
 
 
 

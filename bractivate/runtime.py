@@ -154,6 +154,56 @@ def cap_gpu_memory(fraction: float | None, backend: str | None) -> None:
             torch.cuda.set_per_process_memory_fraction(fraction)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which SLURM and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int | None = None) -> int:
+    """CPU threads of a ``bractivate`` command when ``--threads`` is not given: half the cores,
+    at most 4. The search's and training's small models gain little from more threads, and
+    two commands at once, each with every core, ran 6x slower than each with one thread
+    (docs/benchmarks.md); half the cores leaves room for a second command."""
+    cores = available_cores() if cores is None else cores
+    return max(1, min(4, cores // 2))
+
+
+def cap_threads(threads: int) -> int:
+    """Cap the CPU threads of OpenMP, MKL, TensorFlow and PyTorch at ``threads``; return it.
+
+    The environment variables take effect when the frameworks are imported later; PyTorch,
+    if already imported, is told directly (a command run inside a process that imported it)."""
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"--threads: expected an integer >= 1, got {threads}")
+    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
+
+
+def setup_command(threads: int | None = None) -> int:
+    """Set up a ``bractivate`` command as :func:`setup_job` sets up a workflow job: cap its CPU
+    threads (``threads``, else :func:`default_threads`) and, unless ``KERAS_BACKEND`` says
+    otherwise, run Keras on PyTorch like the workflow's training jobs (``keras_backend: torch``)
+    where it is installed. Returns the thread count."""
+    import importlib.util
+
+    threads = cap_threads(default_threads() if threads is None else threads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "KERAS_BACKEND" not in os.environ and "keras" not in sys.modules and importlib.util.find_spec("torch"):
+        os.environ["KERAS_BACKEND"] = "torch"
+    log.debug("command: %d thread(s), KERAS_BACKEND=%r", threads, os.environ.get("KERAS_BACKEND"))
+    return threads
+
+
 def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0,
               gpu_ids: list[int] | None = None, lock_dir: str | os.PathLike = "resources/gpu-locks",
               backend: str | None = None, jobs_per_gpu: int = 1, gpu_memory_fraction: float | None = None,
@@ -170,10 +220,7 @@ def setup_job(log_path: str | os.PathLike | None, threads: int = 1, gpu: int = 0
     sys.excepthook = _one_line_excepthook(log_path)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    threads = max(1, int(threads))
-    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    threads = cap_threads(max(1, int(threads)))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend is not None:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:

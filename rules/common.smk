@@ -66,6 +66,16 @@ def train_outputs(experiments=None):
     )
 
 
+def export_outputs():
+    """The ONNX file and bioimage.io package of every trained model of `export.experiments`."""
+    return expand(
+        "results/export/{dataset}/{experiment}/trial{trial}",
+        dataset=DATASETS,
+        experiment=[e for e in config["export"]["experiments"] if e in EXPERIMENTS],
+        trial=TRIALS,
+    )
+
+
 def ablation_outputs():
     return expand(
         "results/ablation/{dataset}/trial{trial}/metrics.json",

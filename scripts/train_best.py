@@ -8,15 +8,14 @@ from bractivate.runtime import setup_snakemake_job  # noqa: E402
 
 setup_snakemake_job(snakemake)
 
-from bractivate.genome import Genome  # noqa: E402
-from bractivate.io import load_dataset, read_json  # noqa: E402
-from bractivate.pipeline import train_genome_job  # noqa: E402
+from bractivate.io import load_dataset  # noqa: E402
+from bractivate.pipeline import train_best_job  # noqa: E402
 
-wc, train = snakemake.wildcards, snakemake.params.train
-train_genome_job(
-    Genome.load(snakemake.input.best), load_dataset(snakemake.input.data), train, seed=snakemake.params.seed,
+# The same function as `bractivate train`; the network is built with the search's min_size.
+wc = snakemake.wildcards
+train_best_job(
+    snakemake.input.best, load_dataset(snakemake.input.data), snakemake.params.train, seed=snakemake.params.seed,
     model_path=snakemake.output.model, metrics_path=snakemake.output.metrics,
     history_path=snakemake.output.history,
     provenance={"dataset": wc.dataset, "experiment": wc.experiment, "trial": int(wc.trial)},
-    min_size=read_json(snakemake.input.best)["settings"]["min_size"],  # the network that was searched
 )

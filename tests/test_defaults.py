@@ -14,6 +14,7 @@ import yaml
 from bractivate.data import prepare
 from bractivate.data.preprocess import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size, check_split
 from bractivate.evaluation import SearchSettings
+from bractivate.pipeline import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
@@ -22,7 +23,7 @@ CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 # a search's seed is the config's seed plus the trial (rules/common.smk, search_settings).
 SET_BY_THE_WORKFLOW = {"seed"}
 # config.yaml values that differ from the schema's defaults on purpose, by section: none today.
-DELIBERATE = {"search": {}, "train": {}, "ablation": {}, "baselines": {}, "figures": {}}
+DELIBERATE = {"search": {}, "train": {}, "ablation": {}, "baselines": {}, "figures": {}, "export": {}}
 
 
 def _typed(value):
@@ -39,6 +40,14 @@ def test_schema_search_defaults_are_the_search_settings_defaults():
     assert {k: _typed(v["default"]) for k, v in schema.items()} == {k: _typed(settings[k]) for k in schema}
     # Every defaulted setting is typed and described once, in $defs/search_settings.
     assert set(SCHEMA["$defs"]["search_settings"]["properties"]) == set(schema)
+
+
+def test_schema_train_defaults_are_the_train_settings_defaults():
+    """`bractivate train` and the workflow's train_best share TrainSettings' defaults and bounds."""
+    schema = SCHEMA["properties"]["train"]["properties"]
+    settings = {f.name: f.default for f in fields(TrainSettings)}
+    assert {k: _typed(v["default"]) for k, v in schema.items()} == {k: _typed(v) for k, v in settings.items()}
+    assert TrainSettings.from_dict({k: v["default"] for k, v in schema.items()}) == TrainSettings()
 
 
 @pytest.mark.parametrize("section", sorted(DELIBERATE))

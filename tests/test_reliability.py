@@ -505,6 +505,47 @@ def preprocess_over_a_users_file(tmp):
         assert (tmp / "o.h5").read_text() == "my notes"
 
 
+def train_setting(**settings):
+    def trigger(tmp):
+        from bractivate.cli import _settings
+
+        _settings(None, [f"{k}={v}" for k, v in settings.items()], "train")
+    return trigger
+
+
+def command(*argv):
+    """A ``bractivate`` command's own error (``main`` prints it as one line and exits 2)."""
+    def trigger(tmp):
+        from bractivate.cli import parser
+
+        args = parser().parse_args([a.format(d=tmp) for a in argv])
+        (tmp / "out").mkdir()
+        (tmp / "out" / "model.keras").write_text("trained before")
+        args.func(args)
+    return trigger
+
+
+def threads_zero(tmp):
+    from bractivate.runtime import setup_command
+
+    setup_command(0)
+
+
+def export_not_segmentation(tmp):
+    from bractivate.export import check_segmentation_model
+
+    inputs = keras.Input((16, 16, 1))
+    check_segmentation_model(keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="softmax")(inputs)), tmp / "m.keras")
+
+
+def export_into_existing_folder(tmp):
+    from bractivate.cli import parser
+
+    (tmp / "out").mkdir()
+    args = parser().parse_args(["export", str(tmp / "m.keras"), str(tmp / "out")])
+    args.func(args)
+
+
 CATALOGUE = {
     "corrupt-png": (corrupt_png, r"images/a\.png: cannot read image \("),
     "truncated-tiff": (truncated_tiff, r"testing\.tif: cannot read TIFF stack"),
@@ -644,6 +685,12 @@ OUTCOMES = {
                           r"log has 2 lines, ends with: error: Expecting property name enclosed in double quotes: line 1"),
     "script-internal-error": (script_error("{}['settings']"),
                               r"ends with: internal error \(KeyError: missing key 'settings'\); its traceback is in \S+job\.log"),
+    "train-set-wrong-type": (train_setting(patience=0.5), r"train\.patience: expected an integer or null, got 0\.5"),
+    "train-over-a-model": (command("train", "{d}/g.json", "{d}/d.h5", "{d}/out"),
+                           r"out/model\.keras: exists \(a model was already trained into .*out\); pass --overwrite"),
+    "threads-zero": (threads_zero, r"--threads: expected an integer >= 1, got 0"),
+    "export-not-segmentation": (export_not_segmentation, r"m\.keras: not a one-channel segmentation network: output \(None, 16, 16, 3\)"),
+    "export-existing-folder": (export_into_existing_folder, r"out: exists; pass --overwrite to replace it"),
 }
 
 
