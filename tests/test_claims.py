@@ -193,3 +193,12 @@ def test_the_table_shows_p_and_verdicts(claims):
     assert list(table.display.columns[:2]) == ["Claim", "Data set"]
     assert table.display.set_index("Claim").loc["C2", "p"] == f"{_row(claims, 'C2')['p_value']:.3g}"
     assert DICE_EFFECT == 0.01
+
+
+def test_a_zero_dice_leaves_its_trial_out_of_the_dice_time_ratio():
+    train = _train()
+    zero = (train["experiment"] == "deep7") & (train["trial"] == 1)
+    train.loc[zero, "test_dice"] = 0.0  # a collapsed deep model: its Dice:time has no log ratio
+    row = claims_frame(train=train).set_index("claim").loc["C4"]
+    assert row["n"] == 2 and row["verdict"] == INCONCLUSIVE  # fewer than 3 trials left for one part
+    assert "1 trial(s) with a test Dice of 0 left out of main / deep7" in row["measured"]
