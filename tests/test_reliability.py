@@ -639,6 +639,12 @@ CATALOGUE = {
                             r"datasets\.mine\.path: README\.md is a file; expected the data set's folder \(montgomery layout\)"),
     "search-all-failed": (every_evaluation_fails, r"^all 3 evaluations failed, 3 of them with ValueError: input of 16x16 is "
                           r"too small for depth 5; no genome could be trained .*: see the error column of .*history\.tsv$"),
+    "train-set-wrong-type": (train_setting(patience=0.5), r"train\.patience: expected an integer or null, got 0\.5"),
+    "train-over-a-model": (command("train", "{d}/g.json", "{d}/d.h5", "{d}/out"),
+                           r"out/model\.keras: exists \(a model was already trained into .*out\); pass --overwrite"),
+    "threads-zero": (threads_zero, r"--threads: expected an integer >= 1, got 0"),
+    "export-not-segmentation": (export_not_segmentation, r"m\.keras: not a one-channel segmentation network: output \(None, 16, 16, 3\)"),
+    "export-existing-folder": (export_into_existing_folder, r"out: exists; pass --overwrite to replace it"),
 }
 
 # Inputs read correctly, and errors seen as the user sees them (a command's one line): each trigger
@@ -685,12 +691,6 @@ OUTCOMES = {
                           r"log has 2 lines, ends with: error: Expecting property name enclosed in double quotes: line 1"),
     "script-internal-error": (script_error("{}['settings']"),
                               r"ends with: internal error \(KeyError: missing key 'settings'\); its traceback is in \S+job\.log"),
-    "train-set-wrong-type": (train_setting(patience=0.5), r"train\.patience: expected an integer or null, got 0\.5"),
-    "train-over-a-model": (command("train", "{d}/g.json", "{d}/d.h5", "{d}/out"),
-                           r"out/model\.keras: exists \(a model was already trained into .*out\); pass --overwrite"),
-    "threads-zero": (threads_zero, r"--threads: expected an integer >= 1, got 0"),
-    "export-not-segmentation": (export_not_segmentation, r"m\.keras: not a one-channel segmentation network: output \(None, 16, 16, 3\)"),
-    "export-existing-folder": (export_into_existing_folder, r"out: exists; pass --overwrite to replace it"),
 }
 
 
