@@ -77,14 +77,19 @@ class SearchSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSettings":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown search setting(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "search")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def settings_from_dict(cls, data: dict, kind: str):
+    """A settings dataclass from ``data``, refusing keys it does not have, naming them."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {kind} setting(s) {unknown}; expected some of {sorted(known)}")
+    return cls(**data)
 
 
 def check_setting_types(settings, section: str = "search") -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -14,7 +14,7 @@ import pandas as pd
 
 from bractivate.baselines import build_baseline
 from bractivate.errors import TrainingFailed
-from bractivate.evaluation import SearchSettings, check_setting_types
+from bractivate.evaluation import SearchSettings, check_setting_types, settings_from_dict
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, read_json, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
@@ -215,11 +215,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainSettings":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown train setting(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "train")
 
     def to_dict(self) -> dict:
         return asdict(self)
