@@ -111,7 +111,7 @@ def as_number(value):
     return value
 
 
-def _resolve(node: Mapping, root: Mapping, schemas: Path) -> Mapping:
+def resolve_ref(node: Mapping, root: Mapping, schemas: Path) -> Mapping:
     """Follow the ``$ref`` of a schema node: ``#/$defs/…`` in ``root``, or a schema file beside it."""
     ref = node.get("$ref") if isinstance(node, Mapping) else None
     if not ref:
@@ -136,7 +136,7 @@ def coerce_numbers(value, schema: Mapping, root: Mapping | None = None, schemas:
     then refuse it as "not of type 'number'".
     """
     root = schema if root is None else root
-    schema = _resolve(schema, root, schemas)
+    schema = resolve_ref(schema, root, schemas)
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
     if "number" in types:

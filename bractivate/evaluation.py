@@ -13,7 +13,8 @@ import numpy as np
 from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
 from bractivate.genome import MAX_DEPTH, MAX_FILTERS, Genome
 from bractivate.io import Dataset
-from bractivate.model import MIN_SIZE, build_model, count_params, model_flops
+from bractivate.model import build_model, count_params, model_flops
+from bractivate.schema import defaults
 from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice, search_score
 from bractivate.train import (EXECUTIONS, PRECISIONS, accelerator_visible, fit, predict_batches, seed_everything,
                               use_precision)
@@ -22,31 +23,36 @@ WORST_SCORE = math.inf
 MUTATIONS = ("dendritic", "random")
 
 
+# The schema's defaults (bractivate.schema): the paper's settings (docs/method.md#search, #experiments).
+SEARCH_DEFAULTS = defaults("search")
+
+
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything a search needs besides its data; defaults are the paper's (docs/method.md#search, #experiments)."""
+    """Everything a search needs besides its data; every default is the config schema's
+    (``search`` section, and its top-level ``seed``)."""
 
-    population: int = 20
-    evaluations: int = 40
-    epochs: int = 50
-    patience: int = 10
-    min_delta: float = 0.05
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    loss: str = "els"
-    time_measure: str = "wallclock"
-    activity: str = "activation"
-    depth_range: tuple[int, int] = (2, 5)
-    filter_range: tuple[int, int] = (8, 32)
-    max_in_edges: int = 2
-    unet_skips: bool = True
-    max_new_edges: int = 2
-    mutation: str = "dendritic"
-    execution: str = "torch"
-    precision: str = "float32"
-    min_size: int = MIN_SIZE
-    reevaluate: bool = False
-    seed: int = 0
+    population: int = SEARCH_DEFAULTS["population"]
+    evaluations: int = SEARCH_DEFAULTS["evaluations"]
+    epochs: int = SEARCH_DEFAULTS["epochs"]
+    patience: int = SEARCH_DEFAULTS["patience"]
+    min_delta: float = SEARCH_DEFAULTS["min_delta"]
+    batch_size: int = SEARCH_DEFAULTS["batch_size"]
+    learning_rate: float = SEARCH_DEFAULTS["learning_rate"]
+    loss: str = SEARCH_DEFAULTS["loss"]
+    time_measure: str = SEARCH_DEFAULTS["time_measure"]
+    activity: str = SEARCH_DEFAULTS["activity"]
+    depth_range: tuple[int, int] = tuple(SEARCH_DEFAULTS["depth_range"])
+    filter_range: tuple[int, int] = tuple(SEARCH_DEFAULTS["filter_range"])
+    max_in_edges: int = SEARCH_DEFAULTS["max_in_edges"]
+    unet_skips: bool = SEARCH_DEFAULTS["unet_skips"]
+    max_new_edges: int = SEARCH_DEFAULTS["max_new_edges"]
+    mutation: str = SEARCH_DEFAULTS["mutation"]
+    execution: str = SEARCH_DEFAULTS["execution"]
+    precision: str = SEARCH_DEFAULTS["precision"]
+    min_size: int = SEARCH_DEFAULTS["min_size"]
+    reevaluate: bool = SEARCH_DEFAULTS["reevaluate"]
+    seed: int = defaults()["seed"]
 
     def __post_init__(self) -> None:
         check_setting_types(self)

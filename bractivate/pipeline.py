@@ -19,6 +19,7 @@ from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, read_json, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.progress import Progress
+from bractivate.schema import defaults
 from bractivate.search import run_search
 from bractivate.train import (EXECUTIONS, PRECISIONS, accelerator_visible, fit, seed_everything, split_metrics,
                               tensorflow_unused, use_precision)
@@ -177,7 +178,7 @@ def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, m
     ``min_size`` must be the search's (``best_genome.json``'s ``settings``): it decides where the
     network stops pooling, so another value trains a different network from the one searched."""
     seed_everything(seed)
-    use_precision(train.get("precision", "float32"))
+    use_precision(train.get("precision", TRAIN_DEFAULTS["precision"]))
     model = build_model(genome, data.input_shape, min_size)
     return train_full(model, data, **train, model_path=model_path, metrics_path=metrics_path,
                       history_path=history_path, callbacks=callbacks,
@@ -185,18 +186,21 @@ def train_genome_job(genome: Genome, data: Dataset, train: dict, *, seed: int, m
                                   "min_size": min_size})
 
 
+TRAIN_DEFAULTS = defaults("train")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """The full training's settings (the config's ``train`` section; defaults are the schema's,
-    tests/test_defaults.py), typed and bounded like :class:`~bractivate.evaluation.SearchSettings`."""
+    """The full training's settings (the config's ``train`` section; every default is the schema's,
+    :mod:`bractivate.schema`), typed and bounded like :class:`~bractivate.evaluation.SearchSettings`."""
 
-    epochs: int = 200
-    batch_size: int = 16
-    learning_rate: float = 0.001
-    patience: int | None = None
-    min_delta: float = 0.0
-    execution: str = "torch"
-    precision: str = "float32"
+    epochs: int = TRAIN_DEFAULTS["epochs"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    learning_rate: float = TRAIN_DEFAULTS["learning_rate"]
+    patience: int | None = TRAIN_DEFAULTS["patience"]
+    min_delta: float = TRAIN_DEFAULTS["min_delta"]
+    execution: str = TRAIN_DEFAULTS["execution"]
+    precision: str = TRAIN_DEFAULTS["precision"]
 
     def __post_init__(self) -> None:
         check_setting_types(self, "train")
@@ -269,7 +273,7 @@ def train_baseline_job(name: str, data: Dataset, train: dict, *, seed: int, widt
     """Build baseline ``name`` and train it in full with the config's ``train`` settings, under
     the protocol and split of the searched genomes; only its metrics and history are kept."""
     seed_everything(seed)
-    use_precision(train.get("precision", "float32"))
+    use_precision(train.get("precision", TRAIN_DEFAULTS["precision"]))
     model = build_baseline(name, data.input_shape, width_scale=width_scale)
     return train_full(model, data, **train, model_path=None, metrics_path=metrics_path,
                       history_path=history_path,

@@ -1,20 +1,28 @@
-"""Each default has one value: the config schema's defaults, ``SearchSettings``' field defaults,
-config.yaml's values and the preprocessing's own checks agree, so changing one of them without
-the others fails here."""
+"""Each default has one home, the config schema (bractivate.schema): ``SearchSettings`` and
+``TrainSettings`` read their defaults there, and config.yaml's values, the docs' settings tables
+and defaults, the preprocessing's own checks and the code's lists of choices agree with it, so
+changing one of them without the others fails here."""
 
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bractivate import schema as config_schema
+from bractivate.activity import MODES as ACTIVITY_MODES
+from bractivate.baselines import BASELINES
 from bractivate.data import prepare
 from bractivate.data.preprocess import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size, check_split
-from bractivate.evaluation import SearchSettings
+from bractivate.evaluation import MUTATIONS, SearchSettings
+from bractivate.model import MIN_SIZE
 from bractivate.pipeline import TrainSettings
+from bractivate.scores import LOSSES, TIME_MEASURES
+from bractivate.train import EXECUTIONS, PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
@@ -119,3 +127,83 @@ def test_the_schema_seed_is_one_a_search_takes():
     SearchSettings(seed=SCHEMA["properties"]["seed"]["minimum"] + 1)
     with pytest.raises(ValueError, match="search.seed"):
         SearchSettings(seed=-1)
+
+
+def test_the_settings_read_the_schema_defaults():
+    assert SearchSettings() == SearchSettings.from_dict(
+        {**config_schema.defaults("search"), "seed": config_schema.defaults()["seed"]})
+    assert TrainSettings() == TrainSettings.from_dict(config_schema.defaults("train"))
+    assert MIN_SIZE == config_schema.defaults("search")["min_size"]  # build_model's own default
+
+
+def test_the_schema_is_read_by_the_project_reader():
+    """The package reads the very file the Snakefile validates against, duplicate keys refused."""
+    assert config_schema.SCHEMA_PATH == ROOT / "schemas" / "config.schema.yaml"
+    assert config_schema.config_schema() == SCHEMA
+
+
+@pytest.mark.parametrize("key, choices", [
+    ("loss", LOSSES), ("time_measure", TIME_MEASURES), ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
+    ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS),
+])
+def test_the_schema_choices_are_the_codes(key, choices):
+    search = config_schema.section("search")[key]["enum"]
+    assert tuple(search) == tuple(choices)
+    if key in ("execution", "precision"):
+        assert tuple(SCHEMA["properties"]["train"]["properties"][key]["enum"]) == tuple(choices)
+
+
+def test_the_baseline_list_is_the_packages():
+    """bractivate.baselines.BASELINES is the list; the schema's choices and default and config.yaml
+    name the same baselines in the same order."""
+    models = SCHEMA["properties"]["baselines"]["properties"]["models"]
+    assert tuple(models["items"]["enum"]) == BASELINES
+    assert tuple(models["default"]) == BASELINES
+    assert tuple(CONFIG["baselines"]["models"]) == BASELINES
+
+
+def test_the_docs_settings_tables_are_generated_from_the_schema():
+    """docs/method.md#settings: regenerate with `python -m bractivate.schema docs/method.md`."""
+    text = (ROOT / "docs" / "method.md").read_text(encoding="utf-8")
+    for name in config_schema.TABLED_SECTIONS:
+        assert config_schema.TABLE_START.format(section=name) in text, name
+    assert config_schema.render_tables(text) == text
+    assert config_schema.main([str(ROOT / "docs" / "method.md"), "--check"]) == 0
+
+
+def _schema_defaults() -> dict[str, list]:
+    """Every default of the schema by key and by ``section.key``: a key of several sections
+    (``epochs``) may stand for any of them."""
+    found: dict[str, list] = {}
+    for key, node in SCHEMA["properties"].items():
+        if "default" in node and key != "search":
+            found.setdefault(key, []).append(node["default"])
+        nodes = config_schema.section(key) if "properties" in node or "$ref" in node else {}
+        for sub, child in nodes.items():
+            if isinstance(child, dict) and "default" in child:
+                for name in (sub, f"{key}.{sub}"):
+                    found.setdefault(name, []).append(child["default"])
+    return found
+
+
+# How the docs state a default in prose: "`key` default V", "`key` (default V …)",
+# "`key` defaults to V", "(`key: V`, the default)" and "default is … (`key: V`)".
+PROSE_DEFAULTS = [
+    re.compile(r"`([\w.]+)`\s*\(?default(?:s to)?\s+`?(\[[^\]]*\]|[^\s`),;]+)"),
+    re.compile(r"`([\w.]+): ([^`]+)`, the default"),
+    re.compile(r"default[^.;(]{0,40}\(`([\w.]+): ([^`]+)`"),
+]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/method.md"])
+def test_the_defaults_the_docs_name_are_the_schemas(doc):
+    text = " ".join((ROOT / doc).read_text(encoding="utf-8").split())
+    known = _schema_defaults()
+    named = [m.groups() for pattern in PROSE_DEFAULTS for m in pattern.finditer(text)]
+    assert len(named) >= 3, "the patterns no longer find the docs' defaults"
+    for key, written in named:
+        value = yaml.safe_load(written)
+        # a one-item list default may be named by its item: `export.experiments` (default `main`)
+        accepted = [_typed(d) for d in known.get(key, [])] + [
+            _typed(d[0]) for d in known.get(key, []) if isinstance(d, list) and len(d) == 1]
+        assert _typed(value) in accepted, f"{doc}: {key} default {written!r}; the schema's is {known.get(key)}"

@@ -1,0 +1,139 @@
+"""The config schema, ``schemas/config.schema.yaml``: the one home of every setting's default, bounds
+and description.
+
+:class:`~bractivate.evaluation.SearchSettings` and :class:`~bractivate.pipeline.TrainSettings` take
+their defaults from it (:func:`defaults`); Snakemake fills a config's missing keys from it; the
+settings tables of docs/method.md are generated from it::
+
+    python -m bractivate.schema docs/method.md           # rewrite the tables
+    python -m bractivate.schema docs/method.md --check   # status 1 when they differ
+
+and tests/test_defaults.py fails when config.yaml, the docs or the code's own lists drift from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from bractivate.config import read_yaml, resolve_ref
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+# The sections whose settings docs/method.md tabulates.
+TABLED_SECTIONS = ("search", "train")
+# A generated table sits between these two lines; the opening one says where it comes from.
+TABLE_START = ("<!-- settings:{section} generated from schemas/config.schema.yaml by "
+               "`python -m bractivate.schema docs/method.md`: edit the schema, not this table -->")
+TABLE_END = "<!-- /settings:{section} -->"
+
+
+@functools.lru_cache(maxsize=1)
+def config_schema() -> dict:
+    """The config schema as read from :data:`SCHEMA_PATH` (the package runs from its repository)."""
+    if not SCHEMA_PATH.is_file():
+        raise FileNotFoundError(f"{SCHEMA_PATH}: config schema not found; the bractivate package reads its "
+                                "defaults from the schemas/ folder of its repository, beside the package")
+    return read_yaml(SCHEMA_PATH, "config schema")
+
+
+def section(name: str) -> dict[str, dict]:
+    """The schema node of each setting of config section ``name`` (``search``, ``train``, …), with
+    ``search``'s types and descriptions from ``$defs/search_settings`` merged in, in schema order."""
+    root = config_schema()
+    if name not in root["properties"]:
+        raise KeyError(f"{SCHEMA_PATH}: no config section {name!r}; expected one of {sorted(root['properties'])}")
+    node = resolve_ref(root["properties"][name], root, SCHEMA_PATH.parent)
+    properties = node.get("properties", {})
+    order = list(root["$defs"]["search_settings"]["properties"]) if name == "search" else list(properties)
+    return {key: properties[key] for key in order}
+
+
+def defaults(name: str | None = None) -> dict:
+    """The schema's default of every setting of section ``name``, or of every top-level key when
+    ``name`` is None; a setting without a default is left out."""
+    nodes = config_schema()["properties"] if name is None else section(name)
+    return {key: node["default"] for key, node in nodes.items() if "default" in node}
+
+
+def _yaml_value(value) -> str:
+    """A default as config.yaml writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _allowed(node: Mapping) -> str:
+    """What a setting accepts, in a few words: its choices, or its type and bounds."""
+    if "enum" in node:
+        return ", ".join(f"`{v}`" for v in node["enum"])
+    items = node.get("items") if node.get("type") == "array" else None
+    bounded = items or node
+    types = bounded.get("type", "")
+    types = [t for t in ([types] if isinstance(types, str) else types) if t != "null"]
+    words = {"integer": "integer", "number": "number", "boolean": "true or false", "string": "text"}
+    text = " or ".join(words.get(t, t) for t in types)
+    low = (f"[{bounded['minimum']}" if "minimum" in bounded
+           else f"({bounded['exclusiveMinimum']}" if "exclusiveMinimum" in bounded else None)
+    if low is not None and "maximum" in bounded:
+        text += f" in {low}, {bounded['maximum']}]"
+    elif low is not None:
+        text += f" {'≥' if low[0] == '[' else '>'} {low[1:]}"
+    elif "maximum" in bounded:
+        text += f" ≤ {bounded['maximum']}"
+    if items is not None:
+        pair = node.get("minItems") == node.get("maxItems") == 2
+        text = f"[low, high], each an {text}" if pair else f"list of {text}"
+    if "null" in (node.get("type") or []):
+        text += ", or null"
+    return text
+
+
+def settings_table(name: str) -> str:
+    """The markdown table of section ``name``'s settings: key, default, what it accepts, meaning."""
+    lines = ["| key | default | accepts | meaning |", "|---|---|---|---|"]
+    for key, node in section(name).items():
+        description = " ".join(str(node.get("description", "")).split()).replace("|", "\\|")
+        lines.append(f"| `{key}` | `{_yaml_value(node.get('default'))}` | {_allowed(node)} | {description} |")
+    return "\n".join(lines)
+
+
+def render_tables(text: str) -> str:
+    """``text`` with every generated settings table (between its two marker lines) made anew."""
+    for name in TABLED_SECTIONS:
+        start, end = TABLE_START.format(section=name), TABLE_END.format(section=name)
+        pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.DOTALL)
+        text = pattern.sub(lambda _: f"{start}\n{settings_table(name)}\n{end}", text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite (or with ``--check`` only compare) the settings tables of the given markdown files."""
+    parser = argparse.ArgumentParser(prog="python -m bractivate.schema", description=main.__doc__)
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in args.files:
+        text = path.read_text(encoding="utf-8")
+        fresh = render_tables(text)
+        if fresh != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(fresh, encoding="utf-8")
+    if stale and args.check:
+        print(f"settings tables differ from {SCHEMA_PATH.name} in: {', '.join(map(str, stale))}; "
+              "run python -m bractivate.schema on them", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
