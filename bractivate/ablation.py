@@ -23,12 +23,12 @@ from bractivate.activity import block_activity
 from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, write_json
 from bractivate.model import MIN_SIZE, build_model, count_params
-from bractivate.outputs import ABLATION_MODELS
+from bractivate.schema import defaults
 from bractivate.train import accelerator_visible, fit, seed_everything, split_metrics, use_precision
 
 log = logging.getLogger(__name__)
+TRAIN_DEFAULTS = defaults("train")
 MAP_IMAGES = 4
-MODELS = ABLATION_MODELS
 MAP_LAYER = "conv2"  # each block's last conv layer, before its batch norm
 
 
@@ -123,7 +123,7 @@ def run_ablation(model: keras.Model, genome: Genome, data: Dataset, *, train: di
     of each, the mean |conv2| of every block of every model (``metrics_path``) and their maps
     on the first test images (``maps_path``). ``min_size`` is the search's, so the zeroed and
     retrained networks pool where the trained one does."""
-    use_precision(train.get("precision", "float32"))  # the zeroed and retrained models too
+    use_precision(train.get("precision", TRAIN_DEFAULTS["precision"]))  # the zeroed and retrained models too
     x_val, _ = data.split("val")
     activity = block_activity(model, x_val[: train["batch_size"]], activity_mode)
     block = ablation_block(genome, activity)

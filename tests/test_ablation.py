@@ -9,10 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from bractivate.ablation import (MAP_IMAGES, MODELS, ablation_block, block_maps, control_block, run_ablation,
+from bractivate.ablation import (MAP_IMAGES, ablation_block, block_maps, control_block, run_ablation,
                                  zeroed_model)
 from bractivate.genome import Genome
 from bractivate.model import build_model
+from bractivate.outputs import ABLATION_MODELS
 from bractivate.report import activation_blocks, load_ablation_metrics, read_activations
 
 GENOME = Genome(2, 4, (("enc0", "dec1", "add"), ("enc0", "mid", "concat"), ("enc1", "dec0", "add")))
@@ -69,7 +70,7 @@ def test_run_ablation_writes_every_block_of_every_model(blobs, tmp_path):
                            provenance={"dataset": "blobs", "trial": 1, "experiment": "main"})
     assert json.loads(metrics_path.read_text()) == json.loads(json.dumps(metrics))
     assert metrics["blocks"] == GENOME.blocks and metrics["keras_backend"] == keras.config.backend()
-    assert set(metrics["mean_abs_activation"]) == set(MODELS)
+    assert set(metrics["mean_abs_activation"]) == set(ABLATION_MODELS)
     control = control_block(GENOME, metrics["activity"], metrics["block"])
     assert control is not None and metrics["control_block"] == control != metrics["block"]
     assert metrics["control_block_activity"] < metrics["block_activity"]
@@ -77,17 +78,17 @@ def test_run_ablation_writes_every_block_of_every_model(blobs, tmp_path):
     for key in ("control_zeroed_dice", "control_retrained_dice"):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["control_retrained_genome_hash"] != metrics["retrained_genome_hash"]
-    for model_name in MODELS:
+    for model_name in ABLATION_MODELS:
         assert list(metrics["mean_abs_activation"][model_name]) == GENOME.blocks
     with h5py.File(maps_path) as h5:
-        assert h5["images"].shape[0] == MAP_IMAGES and set(h5["maps"]) == set(MODELS)
+        assert h5["images"].shape[0] == MAP_IMAGES and set(h5["maps"]) == set(ABLATION_MODELS)
         assert h5.attrs["block"] == metrics["block"] and h5.attrs["control_block"] == metrics["control_block"]
     maps = read_activations(maps_path, 2)
     assert maps["blocks"] == GENOME.blocks and maps["maps"]["zeroed"]["mid"].shape == (2, 16, 16)
     assert (maps["dataset"], maps["trial"]) == ("blobs", 1)  # from the file, not from its path
     assert maps["control"] == metrics["control_block"]
     rows = activation_blocks(load_ablation_metrics([metrics_path]))
-    assert len(rows) == len(MODELS) * len(GENOME.blocks)
+    assert len(rows) == len(ABLATION_MODELS) * len(GENOME.blocks)
     ablated = rows[(rows["model"] == "zeroed")]
     assert list(ablated["block"]) == GENOME.blocks
     assert set(ablated["test_dice"]) == {metrics["zeroed_dice"]}

@@ -2,6 +2,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import bractivate.search
 from bractivate.evaluation import SearchSettings, evaluate
 from bractivate.genome import Genome
 from bractivate.report import load_search_hours
-from bractivate.search import data_fingerprint, run_search
+from bractivate.search import HISTORY_COLUMNS, data_fingerprint, run_search
 
 from conftest import blob_dataset
 
@@ -293,3 +294,11 @@ def test_the_search_min_size_reaches_train_best_and_the_ablation(tmp_path, blobs
     with h5py.File(tmp_path / "maps.h5") as h5:
         shapes = {model: h5[f"maps/{model}/mid"].shape[1:3] for model in ("intact", "zeroed", "retrained")}
     assert shapes == {"intact": (16, 16), "zeroed": (16, 16), "retrained": (16, 16)}
+
+
+def test_the_docs_name_the_history_columns_in_order():
+    """docs/method.md#search lists the history table's columns: its provenance, then HISTORY_COLUMNS."""
+    text = " ".join((HERE.parent / "docs" / "method.md").read_text(encoding="utf-8").split())
+    bullet = text[text.index("Every evaluation is one row of the history table"):text.index("`best_genome.json` holds")]
+    named = re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", bullet))
+    assert named == ["dataset", "experiment", "trial", *HISTORY_COLUMNS]

@@ -27,7 +27,10 @@ import keras
 from bractivate.baselines.nasunet import DEFAULT_CHANNELS, DEFAULT_DEPTH, nas_unet
 from bractivate.model import count_params
 
-BASELINES = ("unet", "unetpp", "attunet", "r2unet", "wideunet", "nasunet")
+# The baselines of Table 2, in its row order: the one list of them. The config schema's
+# `baselines.models` (its choices and default) and config.yaml name the same, in this order
+# (tests/test_defaults.py).
+BASELINES = ("unet", "unetpp", "wideunet", "attunet", "r2unet", "nasunet")
 
 # Filters per level at width_scale 1, base width times 2 ** level.
 FILTERS = {
