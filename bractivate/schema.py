@@ -45,7 +45,7 @@ def section(name: str) -> dict[str, dict]:
     ``search``'s types and descriptions from ``$defs/search_settings`` merged in, in schema order."""
     root = config_schema()
     if name not in root["properties"]:
-        raise KeyError(f"{SCHEMA_PATH}: no config section {name!r}; expected one of {sorted(root['properties'])}")
+        raise ValueError(f"{SCHEMA_PATH}: no config section {name!r}; expected one of {sorted(root['properties'])}")
     node = resolve_ref(root["properties"][name], root, SCHEMA_PATH.parent)
     properties = node.get("properties", {})
     order = list(root["$defs"]["search_settings"]["properties"]) if name == "search" else list(properties)
