@@ -170,17 +170,9 @@ def check_config_values(config: Mapping) -> None:
     """What the schema cannot say, checked before any job (docs/reliability.md): each data set entry,
     the split (and that no data set's split is left empty), a ``path:`` that is a folder, and an
     ablated experiment that exists."""
-    from bractivate.data import validate_entry
-    from bractivate.data.preprocess import check_planned_split, check_source_path, check_split
+    from bractivate.data import check_datasets
 
-    for name, entry in config["datasets"].items():
-        validate_entry(name, entry)
-    check_split(config["split"])
-    for name, entry in config["datasets"].items():
-        # A split left without a sample fails only in the search or the training: refuse it now.
-        check_planned_split(name, entry, config["split"])
-        # A `path:` that is missing or a file would fail only in its preprocess job.
-        check_source_path(name, entry)
+    check_datasets(config["datasets"], config["split"])
     ablated, experiments = config["ablation"]["experiment"], list(config["experiments"])
     if ablated not in experiments:
         raise ValueError(f"config ablation.experiment: {ablated!r} is not one of the experiments {experiments}")

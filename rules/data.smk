@@ -37,6 +37,5 @@ rule preprocess:
         image_size=config["image_size"],
         split=config["split"],
         seed=config["seed"],
-        checksums=lambda wc: f"{config['downloads']['checksums']}/{wc.dataset}.sha256",
     script:
         "../scripts/preprocess.py"

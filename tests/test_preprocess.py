@@ -16,8 +16,23 @@ import pytest
 import tifffile
 import yaml
 
-from bractivate.data import FORMATS, SOURCES, RawDataError, obtain, prepare, preprocess, preprocess_cli, read_raw, validate_entry
-from bractivate.data.preprocess import check_split, input_sha256, split_counts, split_indices
+from bractivate.data import (
+    FORMATS,
+    SOURCES,
+    DatasetEntry,
+    RawDataError,
+    check_datasets,
+    obtain,
+    prepare,
+    preprocess,
+    preprocess_cli,
+    preprocess_stage,
+    read_raw,
+    validate_entry,
+)
+from bractivate.data.entry import ARCHIVE_SUFFIXES, SYNTHETIC_DEFAULTS, is_archive
+from bractivate.data.preprocess import input_sha256
+from bractivate.data.splits import check_planned_split, check_split, split_counts, split_indices
 from bractivate.io import load_dataset
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "dataset.schema.yaml"
@@ -137,6 +152,29 @@ def test_schema_agrees_with_validate_entry(entry, valid):
     assert schema_ok is python_ok is valid
 
 
+def test_archive_endings_and_synthetic_defaults_are_read_from_the_schema():
+    schema = _schema()
+    endings = schema["$defs"]["archive_suffix"]["enum"]
+    assert ARCHIVE_SUFFIXES == tuple(endings)
+    assert all(is_archive(f"data{ending.upper()}") for ending in endings) and not is_archive("training.tif")
+    extract = schema["properties"]["files"]["items"]["properties"]["extract"]["description"]
+    assert set(endings) <= {word.strip("(),") for word in extract.split()}, "the description lists them"
+    synthetic = schema["properties"]["synthetic"]["properties"]
+    assert SYNTHETIC_DEFAULTS == {key: synthetic[key]["default"] for key in ("n", "seed", "size")}
+
+
+def test_a_validated_entry_is_trusted_as_it_is(monkeypatch):
+    from bractivate.data import entry as entry_module
+
+    checked = validate_entry("x", SYNTHETIC)
+    assert isinstance(checked, DatasetEntry) and validate_entry("x", checked) is checked
+    calls = []
+    original = entry_module._source_fields
+    monkeypatch.setattr(entry_module, "_source_fields", lambda *args: calls.append(args) or original(*args))
+    assert check_datasets({"x": SYNTHETIC}, {"train": 0.7, "val": 0.1, "test": 0.2}) == {"x": checked}
+    assert len(calls) == 1
+
+
 # --- splits ---------------------------------------------------------------------------------
 
 def test_split_fractions_must_sum_to_one():
@@ -225,6 +263,31 @@ def test_prepare_from_a_path_round_trips_through_hdf5(tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
+def test_prepare_validates_the_entry_once(tmp_path, monkeypatch):
+    from bractivate.data import entry as entry_module
+
+    calls = []
+    original = entry_module._source_fields
+    monkeypatch.setattr(entry_module, "_source_fields", lambda *args: calls.append(args) or original(*args))
+    entry = {"format": "synthetic", "source": "synthetic", "synthetic": {"task": "lungs", "n": 5, "size": [48, 40]}}
+    prepare("lungs", entry, tmp_path / "raw", tmp_path / "a.h5", image_size=16)
+    assert len(calls) == 1
+
+
+def test_preprocess_stage_reads_what_the_download_stage_wrote(tmp_path):
+    """The preprocess rule's job: no download, no second verification, the same data set as prepare."""
+    raw = make_pairs(tmp_path / "raw", n=4)
+    entry = {"format": "pairs", "source": "download",
+             "files": [{"name": "pairs.zip", "sha256": SHA, "urls": ["http://127.0.0.1:9/pairs.zip"]}]}
+    out = preprocess_stage("p", entry, raw, tmp_path / "p.h5", image_size=8, seed=3)
+    assert sorted(p.name for p in raw.iterdir()) == ["images", "masks"]  # nothing fetched or recorded
+    loaded, direct = load_dataset(out), preprocess(read_raw("pairs", raw), image_size=8, seed=3)
+    np.testing.assert_array_equal(loaded.images, direct.images)
+    assert (loaded.attrs["source"], loaded.attrs["name"]) == ("download", "p")
+    with pytest.raises(ValueError, match="sum to"):
+        preprocess_stage("p", entry, raw, tmp_path / "q.h5", split={"train": 0.5, "val": 0.1, "test": 0.1})
+
+
 def test_prepare_synthetic_generates_once(tmp_path):
     entry = {"format": "synthetic", "source": "synthetic", "synthetic": {"task": "lungs", "n": 5, "size": [48, 40]}}
     prepare("lungs", entry, tmp_path / "raw", tmp_path / "a.h5", image_size=16)
@@ -309,8 +372,6 @@ def test_preprocess_cli_is_read_preprocess_write(tmp_path):
 
 
 def test_planned_split_refuses_every_empty_split_before_any_job():
-    from bractivate.data.preprocess import check_planned_split
-
     download = {"format": "montgomery", "source": "download", "files": [{"name": "a.zip", "sha256": SHA, "urls": ["https://x/a.zip"]}]}
     em = {**download, "format": "lucchi_em"}
     no_val = {"train": 0.8, "val": 0.0, "test": 0.2}

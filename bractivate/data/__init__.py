@@ -4,8 +4,10 @@
   downloads (trust on first use, or strict), safe unpacking;
 - :func:`read_raw` (``readers``): the Montgomery, Lucchi EM, DSB2018 and image/mask-pair layouts;
 - :func:`write_synthetic` (``synthetic``): deterministic stand-ins written in those layouts;
-- :func:`obtain` / :func:`preprocess` / :func:`prepare` (``preprocess``): get the raw files, then
-  resize, normalise, split and write HDF5.
+- :func:`validate_entry` (``entry``): one config entry, checked once where it enters;
+- :func:`preprocess` (``preprocess``, with ``splits`` and ``transforms``): resize, normalise, split;
+- :func:`obtain` / :func:`preprocess_stage` / :func:`prepare` / :func:`preprocess_cli` (``stage``):
+  get the raw files, then read, preprocess and write HDF5.
 """
 
 from .download import (
@@ -19,17 +21,11 @@ from .download import (
     fetch,
     read_checksums,
 )
-from .preprocess import (
-    DEFAULT_SPLIT,
-    FORMATS,
-    SOURCES,
-    obtain,
-    prepare,
-    preprocess,
-    preprocess_cli,
-    validate_entry,
-)
+from .entry import FORMATS, SOURCES, DatasetEntry, validate_entry
+from .preprocess import preprocess
 from .readers import LAYOUTS, RawData, RawDataError, Sample, read_raw
+from .splits import DEFAULT_SPLIT
+from .stage import check_datasets, obtain, prepare, preprocess_cli, preprocess_stage
 from .synthetic import TASK_LAYOUT, write_synthetic
 
 __all__ = [
@@ -45,7 +41,9 @@ __all__ = [
     "UnverifiedDownloadError",
     "RawDataError",
     "RawData",
+    "DatasetEntry",
     "Sample",
+    "check_datasets",
     "download_files",
     "extract",
     "fetch",
@@ -53,6 +51,7 @@ __all__ = [
     "prepare",
     "preprocess",
     "preprocess_cli",
+    "preprocess_stage",
     "read_checksums",
     "read_raw",
     "validate_entry",

@@ -44,7 +44,6 @@ from bractivate.io import write_text
 
 CHUNK = 1 << 20
 USER_AGENT = "bractivate/0.1 (Python urllib)"
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 class DownloadError(UserError, RuntimeError):
@@ -81,11 +80,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def is_archive(name: str | os.PathLike) -> bool:
-    """True when the file name ends like a zip or tar archive (the default of ``extract:``)."""
-    return str(name).lower().endswith(ARCHIVE_SUFFIXES)
 
 
 def check_sha256(value: str, what: str = "sha256") -> str:
