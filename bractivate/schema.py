@@ -1,5 +1,6 @@
-"""The config schema, ``schemas/config.schema.yaml``: the one home of every setting's default, bounds
-and description.
+"""The workflow's schemas, ``schemas/*.yaml``: the one home of every setting's default, bounds and
+description, read here by the code that needs them (the config's, the data set entries' bounds
+and archive endings).
 
 :class:`~bractivate.evaluation.SearchSettings` and :class:`~bractivate.pipeline.TrainSettings` take
 their defaults from it (:func:`defaults`); Snakemake fills a config's missing keys from it; the
@@ -22,7 +23,8 @@ from typing import Mapping
 
 from bractivate.config import read_yaml, resolve_ref
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_PATH = SCHEMAS / "config.schema.yaml"
 # The sections whose settings docs/method.md tabulates.
 TABLED_SECTIONS = ("search", "train")
 # A generated table sits between these two lines; the opening one says where it comes from.
@@ -31,13 +33,30 @@ TABLE_START = ("<!-- settings:{section} generated from schemas/config.schema.yam
 TABLE_END = "<!-- /settings:{section} -->"
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
+def load_schema(name: str) -> dict:
+    """The parsed ``schemas/<name>`` (read once); the package runs from its repository, whose
+    schemas/ folder sits beside it."""
+    path = SCHEMAS / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: schema not found; the bractivate package reads its defaults and "
+                                "bounds from the schemas/ folder of its repository, beside the package")
+    return read_yaml(path, "schema")
+
+
+def schema_node(name: str, *keys: str) -> dict:
+    """The sub-schema of ``schemas/<name>`` at ``keys``, or ``KeyError`` naming the path."""
+    node = load_schema(name)
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise KeyError(f"schemas/{name}: no {'.'.join(keys[: i + 1])}")
+        node = node[key]
+    return node
+
+
 def config_schema() -> dict:
-    """The config schema as read from :data:`SCHEMA_PATH` (the package runs from its repository)."""
-    if not SCHEMA_PATH.is_file():
-        raise FileNotFoundError(f"{SCHEMA_PATH}: config schema not found; the bractivate package reads its "
-                                "defaults from the schemas/ folder of its repository, beside the package")
-    return read_yaml(SCHEMA_PATH, "config schema")
+    """The config schema, ``schemas/config.schema.yaml``."""
+    return load_schema(SCHEMA_PATH.name)
 
 
 def section(name: str) -> dict[str, dict]:

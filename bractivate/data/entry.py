@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 from .download import check_sha256
 from .readers import LAYOUTS
-from .schema import schema_node
+from bractivate.schema import schema_node
 from .synthetic import TASK_LAYOUT
 
 SCHEMA = "dataset.schema.yaml"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .schema import schema_node
+from bractivate.schema import schema_node
 
 _IMAGE_SIZE = schema_node("config.schema.yaml", "properties", "image_size")
 # Every job holds a data set's N images of S×S pixels in memory (5 bytes a pixel with the mask): the
