@@ -53,8 +53,10 @@ def raw_input(wildcards):
 
 
 def with_wildcards(pattern, **values):
-    """A rule's output pattern with some wildcards filled in, the others left for the job."""
-    return expand(pattern, **values, allow_missing=True)
+    """A rule's output pattern with some wildcards filled in, the others left for the job:
+    one path, so that the script reads it as one (not a list)."""
+    (path,) = expand(pattern, **values, allow_missing=True)
+    return path
 
 
 def search_outputs(experiments=None):
