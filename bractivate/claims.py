@@ -4,7 +4,7 @@ Each claim is a set of per-trial effects, paired by trial and oriented so that a
 is what the paper claims; :func:`one_sided_test` tests one set against 0 and :func:`decide`
 turns one or more such tests into a verdict by the decision rule of docs/method.md#claims,
 which was fixed before any claims run. The claim builders read only the loaders' frames of
-:mod:`bractivate.report`.
+:mod:`bractivate.report.loaders`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from bractivate.outputs import BRACTIVATE, CLAIMS_TABLE, CONTROL
-from bractivate.report import (MISSING, ReportTable, load_ablation_metrics, load_baseline_metrics,
-                               load_search_results, load_train_metrics, write_report_table)
+from bractivate.report.formatting import MISSING
+from bractivate.report.loaders import (load_ablation_metrics, load_baseline_metrics, load_search_results,
+                                       load_train_metrics)
+from bractivate.report.render import ReportTable, write_report_table
 
 ALPHA = 0.05
 MIN_TRIALS = 3

@@ -18,8 +18,8 @@ LOSS_STUDY = (BRACTIVATE, "bcl")  # Fig. 9: ELS vs BCL selection
 # block. Metrics keys are ``<model>_dice``; the maps file's groups ``maps/<model>``.
 ABLATION_MODELS = ("intact", "zeroed", "retrained", "control_zeroed", "control_retrained")
 
-# The tables rule's tables: the key it writes each under (bractivate.report.tables_job) and
-# the file name under results/tables/, each written in every one of TABLE_FORMATS.
+# The report's tables: the key bractivate.report.jobs.TABLE_JOBS builds each under and the
+# file name under results/tables/, each written in every one of TABLE_FORMATS.
 TABLES = {
     "table2": "table2_dice",
     "table3": "table3_search_hours",
@@ -36,8 +36,49 @@ CLAIMS_FORMATS = TABLE_FORMATS
 TRIAL_TABLES = {f"{key}_trials": f"{TABLES[key]}_trials" for key in ("paired", "activation")}
 TRIAL_TABLE_FORMATS = ("tsv", "html")
 
+# Each table's and per-trial table's named inputs, the names its job reads them under
+# (bractivate.report.jobs.TABLE_JOBS): ``train`` the full trainings of the tables' experiments,
+# ``all_train`` those of every experiment, ``baselines``, ``ablation`` (every trial) and
+# ``histories`` (the searches' own clocks). The workflow gives each table only these.
+TABLE_INPUTS = {
+    "table2": ("train", "baselines"),
+    "table3": ("histories",),
+    "ablation": ("ablation",),
+    "activation": ("ablation",),
+    "dice_time": ("all_train",),
+    "paired": ("train",),
+    "paired_trials": ("train",),
+    "activation_trials": ("ablation",),
+}
+
 FIGURES = ("fig4", "fig5", "fig6", "fig7", "fig9", "search_traces")
 FIGURE_FORMATS = ("png", "pdf")
+# Each figure's named inputs, the names bractivate.figures.FIGURE_JOBS reads them under:
+# ``best`` and ``history`` the searches of the figure's experiments (report_experiments),
+# ``metrics`` their full trainings, ``baselines`` every baseline, ``ablation`` and
+# ``activations`` the first trial's ablation metrics and maps.
+FIGURE_INPUTS = {
+    "fig4": ("best",),
+    "fig5": ("metrics", "best"),
+    "fig6": ("ablation", "activations"),
+    "fig7": ("metrics", "baselines"),
+    "fig9": ("metrics", "best"),
+    "search_traces": ("history",),
+}
+
+
+def table_names() -> dict[str, str]:
+    """Every table the report writes, the per-trial ones included: key -> file name."""
+    return {**TABLES, **TRIAL_TABLES}
+
+
+def table_formats(key: str) -> tuple[str, ...]:
+    """The formats table ``key`` is written in (a per-trial table only as TSV and HTML)."""
+    if key in TABLES:
+        return TABLE_FORMATS
+    if key in TRIAL_TABLES:
+        return TRIAL_TABLE_FORMATS
+    raise ValueError(f"unknown table {key!r}; expected one of {sorted(table_names())}")
 
 
 def report_experiments(experiments: Iterable[str], ablated: str) -> dict[str, tuple[str, ...]]:

@@ -3,9 +3,9 @@
 
 rule ablation:
     input:
-        data="resources/{dataset}.h5",
-        best=f"results/search/{{dataset}}/{ABLATED}/trial{{trial}}/best_genome.json",
-        model=f"results/train/{{dataset}}/{ABLATED}/trial{{trial}}/model.keras",
+        data=rules.preprocess.output.h5,
+        best=with_wildcards(rules.search.output.best, experiment=ABLATED),
+        model=with_wildcards(rules.train_best.output.model, experiment=ABLATED),
     output:
         metrics="results/ablation/{dataset}/trial{trial}/metrics.json",
         maps="results/ablation/{dataset}/trial{trial}/activations.h5",

@@ -3,7 +3,7 @@
 
 rule baseline:
     input:
-        data="resources/{dataset}.h5",
+        data=rules.preprocess.output.h5,
     output:
         metrics="results/baselines/{dataset}/{model}/trial{trial}/metrics.json",
         history="results/baselines/{dataset}/{model}/trial{trial}/history.tsv",

@@ -5,11 +5,11 @@ from bractivate.outputs import (
     CLAIMS_TABLE,
     CONTROL,
     FIGURE_FORMATS,
+    FIGURE_INPUTS,
     FIGURES,
-    TABLE_FORMATS,
-    TABLES,
-    TRIAL_TABLE_FORMATS,
-    TRIAL_TABLES,
+    TABLE_INPUTS,
+    table_formats,
+    table_names,
     report_experiments,
 )
 
@@ -48,9 +48,29 @@ def raw_input(wildcards):
     return f"resources/raw/{wildcards.dataset}.json"
 
 
+# Each stage's outputs as the stage's own rule declares them, `rules.<name>.output.<file>`;
+# the functions below run only once every rule file is included.
+
+
+def with_wildcards(pattern, **values):
+    """A rule's output pattern with some wildcards filled in, the others left for the job:
+    one path, so that the script reads it as one (not a list)."""
+    (path,) = expand(pattern, **values, allow_missing=True)
+    return path
+
+
 def search_outputs(experiments=None):
     return expand(
-        "results/search/{dataset}/{experiment}/trial{trial}/best_genome.json",
+        rules.search.output.best,
+        dataset=DATASETS,
+        experiment=experiments or EXPERIMENTS,
+        trial=TRIALS,
+    )
+
+
+def search_histories(experiments=None):
+    return expand(
+        rules.search.output.history,
         dataset=DATASETS,
         experiment=experiments or EXPERIMENTS,
         trial=TRIALS,
@@ -59,7 +79,7 @@ def search_outputs(experiments=None):
 
 def train_outputs(experiments=None):
     return expand(
-        "results/train/{dataset}/{experiment}/trial{trial}/metrics.json",
+        rules.train_best.output.metrics,
         dataset=DATASETS,
         experiment=experiments or EXPERIMENTS,
         trial=TRIALS,
@@ -69,24 +89,24 @@ def train_outputs(experiments=None):
 def export_outputs():
     """The ONNX file and bioimage.io package of every trained model of `export.experiments`."""
     return expand(
-        "results/export/{dataset}/{experiment}/trial{trial}",
+        rules.export.output.package,
         dataset=DATASETS,
         experiment=[e for e in config["export"]["experiments"] if e in EXPERIMENTS],
         trial=TRIALS,
     )
 
 
-def ablation_outputs():
+def ablation_outputs(trials=None, output="metrics"):
     return expand(
-        "results/ablation/{dataset}/trial{trial}/metrics.json",
+        getattr(rules.ablation.output, output),
         dataset=DATASETS,
-        trial=TRIALS,
+        trial=trials or TRIALS,
     )
 
 
 def baseline_outputs():
     return expand(
-        "results/baselines/{dataset}/{model}/trial{trial}/metrics.json",
+        rules.baseline.output.metrics,
         dataset=DATASETS,
         model=BASELINES,
         trial=TRIALS,
@@ -100,12 +120,44 @@ REPORT_EXPERIMENTS = report_experiments(EXPERIMENTS, ABLATED)
 CLAIM_EXPERIMENTS = [
     e for e in (BRACTIVATE, CONTROL, "bcl", "deep5", "deep7") if e in EXPERIMENTS
 ]
-SEARCH_HISTORIES = expand(
-    "results/search/{dataset}/{experiment}/trial{trial}/history.tsv",
-    dataset=DATASETS,
-    experiment=EXPERIMENTS,
-    trial=TRIALS,
-)
+# Where the report's tables and figures are written.
+TABLE_PATH = "results/tables/{table}.{ext}"
+FIGURE_PATH = "results/figures/{figure}.{ext}"
+
+
+def table_path(table, ext):
+    return TABLE_PATH.format(table=table, ext=ext)
+
+
+def figure_path(figure, ext):
+    return FIGURE_PATH.format(figure=figure, ext=ext)
+
+
+def table_inputs(key):
+    """Table `key`'s named inputs (bractivate.outputs.TABLE_INPUTS) as the stage outputs."""
+    paths = {
+        "train": lambda: train_outputs(REPORT_EXPERIMENTS["tables"]),
+        "all_train": train_outputs,
+        "baselines": baseline_outputs,
+        "ablation": ablation_outputs,
+        "histories": search_histories,  # Table 3: the searches' own clocks
+    }
+    return {name: paths[name]() for name in TABLE_INPUTS[key]}
+
+
+def figure_inputs(figure):
+    """Figure `figure`'s named inputs (bractivate.outputs.FIGURE_INPUTS) as the stage outputs
+    of its experiments; Fig. 6 shows the maps of one trial per data set."""
+    experiments = REPORT_EXPERIMENTS[figure]
+    paths = {
+        "best": lambda: search_outputs(experiments),
+        "history": lambda: search_histories(experiments),
+        "metrics": lambda: train_outputs(experiments),
+        "baselines": baseline_outputs,
+        "ablation": lambda: ablation_outputs(TRIALS[:1]),
+        "activations": lambda: ablation_outputs(TRIALS[:1], "maps"),
+    }
+    return {name: paths[name]() for name in FIGURE_INPUTS[figure]}
 
 
 def report_outputs():
@@ -117,22 +169,17 @@ def report_outputs():
     ]
     outputs = []
     if "tables" in wanted:
-        outputs += expand(
-            "results/tables/{table}.{ext}", table=TABLES.values(), ext=TABLE_FORMATS
-        )
-        outputs += expand(
-            "results/tables/{table}.{ext}",
-            table=TRIAL_TABLES.values(),
-            ext=TRIAL_TABLE_FORMATS,
-        )
+        outputs += [
+            table_path(name, ext)
+            for key, name in table_names().items()
+            for ext in table_formats(key)
+        ]
     if "claims" in wanted:
-        outputs += expand(
-            "results/tables/{table}.{ext}", table=CLAIMS_TABLE, ext=CLAIMS_FORMATS
-        )
+        outputs += [table_path(CLAIMS_TABLE, ext) for ext in CLAIMS_FORMATS]
     figures = [name for name in FIGURES if name in wanted]
-    return outputs + expand(
-        "results/figures/{figure}.{ext}", figure=figures, ext=FIGURE_FORMATS
-    )
+    return outputs + [
+        figure_path(figure, ext) for figure in figures for ext in FIGURE_FORMATS
+    ]
 
 
 def all_targets():

@@ -4,10 +4,10 @@
 
 rule export:
     input:
-        model="results/train/{dataset}/{experiment}/trial{trial}/model.keras",
-        metrics="results/train/{dataset}/{experiment}/trial{trial}/metrics.json",
-        data="resources/{dataset}.h5",
-        best="results/search/{dataset}/{experiment}/trial{trial}/best_genome.json",
+        model=rules.train_best.output.model,
+        metrics=rules.train_best.output.metrics,
+        data=rules.preprocess.output.h5,
+        best=rules.search.output.best,
     output:
         package=directory("results/export/{dataset}/{experiment}/trial{trial}"),
     log:

@@ -3,7 +3,7 @@
 
 rule search:
     input:
-        data="resources/{dataset}.h5",
+        data=rules.preprocess.output.h5,
     output:
         best="results/search/{dataset}/{experiment}/trial{trial}/best_genome.json",
         history="results/search/{dataset}/{experiment}/trial{trial}/history.tsv",

@@ -3,8 +3,8 @@
 
 rule train_best:
     input:
-        data="resources/{dataset}.h5",
-        best="results/search/{dataset}/{experiment}/trial{trial}/best_genome.json",
+        data=rules.preprocess.output.h5,
+        best=rules.search.output.best,
     output:
         model="results/train/{dataset}/{experiment}/trial{trial}/model.keras",
         metrics="results/train/{dataset}/{experiment}/trial{trial}/metrics.json",

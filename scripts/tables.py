@@ -1,5 +1,6 @@
-"""Rule tables: Table 2, Table 3, the ablation and block-activation tables, Dice:time and the
-paired main-vs-random comparison."""
+"""Rules table2_dice, table3_search_hours, table_ablation, table_activation, table_dice_time,
+paired_main_random and the per-trial tables: build the rule's table and write it in each of its
+formats."""
 
 import sys
 
@@ -9,10 +10,6 @@ from bractivate.runtime import setup_snakemake_job  # noqa: E402
 
 setup_snakemake_job(snakemake)
 
-from bractivate.report import tables_job  # noqa: E402
+from bractivate.report.jobs import table_job  # noqa: E402
 
-tables_job(
-    train=snakemake.input.train, baselines=snakemake.input.baselines,
-    ablation=snakemake.input.ablation, histories=snakemake.input.histories,
-    outputs=dict(snakemake.output.items()), all_train=snakemake.input.all_train,
-)
+table_job(snakemake.params.table, dict(snakemake.input.items()), dict(snakemake.output.items()))

@@ -27,20 +27,24 @@ pytestmark = [
 
 def report_entries() -> dict[str, tuple[str, str]]:
     """Every ``report(...)`` output of the workflow's rules: path -> (category, caption file).
-    Paths and captions may be f-strings over the names of bractivate.outputs, and the figure
-    rules are one loop over ``FIGURES`` (``_figure``)."""
-    from bractivate.outputs import CLAIMS_TABLE, FIGURES, TABLES, TRIAL_TABLES
+    Paths and captions may be f-strings over the names of bractivate.outputs, and the table and
+    figure rules are loops over the tables' file names (``_table``) and ``FIGURES`` (``_figure``)."""
+    from bractivate.outputs import CLAIMS_TABLE, FIGURES, TABLES, TRIAL_TABLES, table_names
 
-    def expand(template: str, figure: str) -> str:
-        names = {"TABLES": TABLES, "TRIAL_TABLES": TRIAL_TABLES, "CLAIMS_TABLE": CLAIMS_TABLE, "_figure": figure}
+    loops = {"_figure": FIGURES, "_table": tuple(table_names().values())}
+
+    def expand(template: str, variable: str | None, value: str | None) -> str:
+        names = {"TABLES": TABLES, "TRIAL_TABLES": TRIAL_TABLES, "CLAIMS_TABLE": CLAIMS_TABLE, variable: value}
         return eval("f" + repr(template), {}, names)  # noqa: S307 - the workflow's own rule text
 
     entries = {}
     for rules in sorted((ROOT / "rules").glob("*.smk")):
         for path, caption, category in re.findall(
                 r'report\(\s*f?"([^"]+)",\s*caption=f?"([^"]+)",\s*category="([^"]+)",?\s*\)', rules.read_text()):
-            for figure in FIGURES if "{_figure}" in path else (None,):
-                entries[expand(path, figure)] = (category, (rules.parent / expand(caption, figure)).resolve().name)
+            variable = next((name for name in loops if "{" + name + "}" in path), None)
+            for value in loops.get(variable, (None,)):
+                entries[expand(path, variable, value)] = (
+                    category, (rules.parent / expand(caption, variable, value)).resolve().name)
     return entries
 
 

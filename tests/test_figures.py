@@ -13,10 +13,14 @@ import yaml
 from PIL import Image
 
 import bractivate.figures as figures
-from bractivate.figures import FIGURE_JOBS, figure_job, layout_problems, search_trace_figure
-from bractivate.outputs import DEPTH_STUDY, FIGURES, LOSS_STUDY
-from bractivate.report import dice_time, load_histories, load_train_metrics, table_dice_time
-from test_report import write_stage_outputs
+import bractivate.plotting as plotting
+from bractivate.figures import FIGURE_JOBS, figure_job, search_trace_figure
+from bractivate.outputs import DEPTH_STUDY, FIGURE_INPUTS, FIGURES, report_experiments
+from bractivate.plotting import layout_problems
+from bractivate.report.frames import dice_time
+from bractivate.report.loaders import load_histories, load_train_metrics
+from bractivate.report.tables import table_dice_time
+from test_report import EXPERIMENTS, write_stage_outputs
 
 STYLE = {"dpi": 100, "style": "whitegrid"}
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +30,7 @@ CONFIGURED_DPI = yaml.safe_load((ROOT / "config.yaml").read_text())["figures"]["
 @pytest.fixture(autouse=True)
 def strict_layout(monkeypatch):
     """Every figure these tests draw fails on clipped or overlapping text."""
-    monkeypatch.setattr(figures, "STRICT_LAYOUT", True)
+    monkeypatch.setattr(plotting, "STRICT_LAYOUT", True)
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +40,20 @@ def stage(tmp_path_factory):
 
 
 def _inputs(name: str, paths: dict, dataset: str = "") -> dict:
-    """The named inputs each figure rule of rules/figures.smk gives its script (those of one
-    ``dataset`` only when given)."""
+    """The named inputs (bractivate.outputs.FIGURE_INPUTS) each figure rule of rules/figures.smk
+    gives its script (those of one ``dataset`` only when given)."""
     if dataset:
         paths = {kind: [p for p in files if f"/{dataset}/" in p] for kind, files in paths.items()}
+    experiments = report_experiments(EXPERIMENTS, "main")[name]
 
-    def runs(kind, *experiments):
+    def runs(kind):
         return [p for p in paths[kind] if any(f"/{e}/trial" in p for e in experiments)]
 
     first_trial = [p for p in paths["activations"] if "/trial1/" in p]
-    return {
-        "fig4": {"best": runs("best", "main")},
-        "fig5": {"metrics": runs("train", *DEPTH_STUDY), "best": runs("best", *DEPTH_STUDY)},
-        "fig6": {"ablation": [p.replace("activations.h5", "metrics.json") for p in first_trial],
-                 "activations": first_trial},
-        "fig7": {"metrics": runs("train", "main", "random"), "baselines": paths["baselines"]},
-        "fig9": {"metrics": runs("train", *LOSS_STUDY), "best": runs("best", *LOSS_STUDY)},
-        "search_traces": {"history": paths["history"]},
-    }[name]
+    kinds = {"best": lambda: runs("best"), "metrics": lambda: runs("train"), "history": lambda: runs("history"),
+             "baselines": lambda: paths["baselines"], "activations": lambda: first_trial,
+             "ablation": lambda: [p.replace("activations.h5", "metrics.json") for p in first_trial]}
+    return {kind: kinds[kind]() for kind in FIGURE_INPUTS[name]}
 
 
 def check_figure(png, pdf) -> None:
@@ -77,7 +77,7 @@ def one_run(tmp_path_factory):
 
 
 def test_every_figure_the_workflow_names_has_a_job():
-    assert sorted(FIGURE_JOBS) == sorted(FIGURES)
+    assert sorted(FIGURE_JOBS) == sorted(FIGURES) == sorted(FIGURE_INPUTS)
 
 
 @pytest.mark.parametrize("name", sorted(FIGURE_JOBS))
@@ -97,7 +97,7 @@ def test_layout_check_finds_clipped_legends_titles_and_overlaps(tmp_path):
         "title 'a title far too long to fit in a figure three inches wide, cut off' is clipped by "
         "the figure's edge"]
     with pytest.raises(ValueError, match="2 layout problem"):
-        figures.save_figure(fig, [tmp_path / "bad.png"], 100)
+        plotting.save_figure(fig, [tmp_path / "bad.png"], 100)
     assert not (tmp_path / "bad.png").exists()
     fig, axes = plt.subplots(1, 2, figsize=(2, 2), layout=None)
     axes[0].set_ylabel("left")

@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 
 from bractivate.genome import block_names, random_genome
-from bractivate.outputs import TABLES, TRIAL_TABLES
+from bractivate.outputs import TABLE_INPUTS, TABLES, TRIAL_TABLES, table_formats, table_names
 from bractivate.report import (
     activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
     load_histories, load_search_hours, load_train_metrics, paired_comparison, paired_trials,
     model_frame, table2_dice, tables_job,
 )
+from bractivate.report.jobs import TABLE_JOBS, table_job
 
 DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
 TRIALS = (1, 2, 3)
@@ -144,6 +145,7 @@ def table_outputs(root: Path) -> dict[str, str]:
             outputs[key + suffix] = str(root / "results" / "tables" / f"{name}.{ext}")
     outputs["paired_trials"] = str(root / "results" / "tables" / "paired_main_random_trials.tsv")
     outputs["activation_trials"] = str(root / "results" / "tables" / "table_activation_trials.tsv")
+    outputs["paired_trials_html"] = str(root / "results" / "tables" / "paired_main_random_trials.html")
     outputs["activation_trials_html"] = str(root / "results" / "tables" / "table_activation_trials.html")
     return outputs
 
@@ -343,9 +345,25 @@ def test_the_tables_are_the_ones_the_workflow_names(tmp_path):
     outputs = table_outputs(tmp_path)
     tables = tables_job(train=paths["train"], baselines=[], ablation=paths["ablation"],
                         histories=paths["history"], outputs=outputs)
-    assert {key: table.name for key, table in tables.items()} == TABLES
+    assert {key: table.name for key, table in tables.items()} == {**TABLES, **TRIAL_TABLES}
     for key, name in TRIAL_TABLES.items():
         assert Path(outputs[key]).name == f"{name}.tsv" and Path(outputs[key]).stat().st_size > 0
+
+
+def test_every_table_has_one_job_that_reads_only_its_inputs(stage, written, tmp_path):
+    assert sorted(TABLE_JOBS) == sorted(TABLE_INPUTS) == sorted(table_names())
+    _, paths = stage
+    kinds = {"train": paths["train"], "all_train": paths["train"], "baselines": paths["baselines"],
+             "ablation": paths["ablation"], "histories": paths["history"]}
+    for key, name in table_names().items():
+        outputs = {fmt: tmp_path / f"{name}.{fmt}" for fmt in table_formats(key)}
+        table_job(key, {kind: kinds[kind] for kind in TABLE_INPUTS[key]}, outputs)
+        for fmt, path in outputs.items():  # the same bytes as all tables in one call
+            assert path.read_bytes() == Path(written[key if fmt == "tsv" else f"{key}_{fmt}"]).read_bytes()
+    with pytest.raises(ValueError, match=r"table table3: inputs \['histories'\] missing"):
+        table_job("table3", {"train": paths["train"]}, {})
+    with pytest.raises(ValueError, match=r"unknown table 'table9'"):
+        table_job("table9", {}, {})
 
 
 def test_one_trial_has_no_spread_and_no_t_test(tmp_path):

@@ -325,7 +325,7 @@ def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
             assert "gpu=1" in resources.split(", ") and "slurm_partition=gpu" in resources, (rule, resources)
         else:
             assert "gpu=" not in resources, (rule, resources)
-    assert {"search", "train_best", "ablation", "baseline", "preprocess", "tables"} <= seen
+    assert {"search", "train_best", "ablation", "baseline", "preprocess", "table2_dice"} <= seen
 
 
 def test_config_files_are_read_with_the_project_reader(tmp_path):
