@@ -21,15 +21,13 @@ from bractivate.report import (
     model_frame, table2_dice, tables_job,
 )
 from bractivate.report.jobs import TABLE_JOBS, table_job
+from bractivate.search import HISTORY_COLUMNS
 
 DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
 TRIALS = (1, 2, 3)
 EXPERIMENTS = {"main": ("els", [2, 5]), "random": ("els", [2, 5]), "deep5": ("els", [5, 10]),
                "deep7": ("els", [7, 10]), "bcl": ("bcl", [2, 5])}
 BASELINES = ("unet", "unetpp")
-HISTORY_COLUMNS = ["evaluation", "genome_hash", "origin", "parent_hash", "depth", "filters", "edges",
-                   "params", "seconds_per_epoch", "elapsed_seconds", "flops_per_epoch", "epochs", "val_bcl",
-                   "val_dice", "score", "activity", "outcome", "error"]
 
 
 def _json(path: Path, obj) -> str:
@@ -45,7 +43,8 @@ def _history(path: Path, rng, fail_first: bool, provenance: dict) -> str:
         score = math.inf if failed else float(rng.uniform(0.1, 1.0))
         rows.append({"evaluation": evaluation, "genome_hash": f"{evaluation:016x}", "origin": "initial",
                      "parent_hash": "", "depth": 2, "filters": 8, "edges": "[]", "params": 1000,
-                     "seconds_per_epoch": 1.0, "flops_per_epoch": 1e9, "epochs": 3,
+                     "seconds_per_epoch": 1.0, "train_seconds": 3.0, "evaluate_seconds": 0.5, "attempt": 1,
+                     "flops_per_epoch": 1e9, "epochs": 3,
                      "elapsed_seconds": float(rng.uniform(60, 3000)),
                      "val_bcl": score, "val_dice": 0.5, "score": score, "activity": "{}",
                      "outcome": "failed" if failed else "ok", "error": "OOM" if failed else ""})

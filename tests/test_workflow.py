@@ -192,7 +192,7 @@ def test_tiny_preset_runs_end_to_end(tiny_run):
         for key in ("intact_dice", "zeroed_dice", "retrained_dice"):
             assert 0 <= ablation[key] <= 1
         assert "control_block" in ablation and "control_zeroed_dice" in ablation
-        for model in ("unet", "unetpp", "wideunet", "attunet", "r2unet", "nasunet"):
+        for model in yaml.safe_load((ROOT / "config.yaml").read_text())["baselines"]["models"]:
             metrics = json.loads((work / f"results/baselines/{dataset}/{model}/trial1/metrics.json").read_text())
             assert 0 <= metrics["test_dice"] <= 1 and metrics["params"] > 0
     for log in ("logs/search/lungs/main/trial1.log", "logs/preprocess/lungs.log"):
