@@ -1,17 +1,23 @@
 """Why a demo baseline's foreground stays below 0.5, and what fixes it: one model trained on the
 demo's synthetic EM set (20 images at 64×64, 14 to train on, 8 % foreground, 30 epochs) under
-given learning rates and batch sizes, for several seeds.
+given learning rates and batch sizes, for several seeds, each run on one CPU thread as a workflow
+job is (``--threads``: other thread counts add up floating-point sums in other orders, which
+stands in for another machine).
 
     KERAS_BACKEND=tensorflow python benchmarks/demo_budget.py [--model wideunet] [--seeds 2 3]
-        [--settings 0.01:4 0.02:2] [--epochs 30]
+        [--settings 0.01:4 0.02:2] [--epochs 30] [--split-seed 0]
+        [--monitor val_loss]
 
-``--settings`` are ``learning_rate:batch_size`` pairs (the demo trained at 0.01:4 before, 0.02:2
-now). One JSON line per run: every epoch's training loss, the foreground pixels' mean probability
-and the test Dice (inference mode, after the epoch's statistics re-estimation), the first epoch
-whose test Dice passes 0.5, and the test Dice of the restored best epoch. Each run is a process of
-its own, as a workflow job is: building Wide UNet the first time in a process also builds the
-models its width is searched with, which draws from the seeded generators, so a second model built
-in the same process would start from other weights than the workflow's job.
+``--settings`` are ``learning_rate:batch_size`` pairs (the demo trained at 0.01:4, then 0.02:2, now
+0.04:2 with ``--monitor val_dice``). ``--split-seed`` is the seed of the train/val/test split, the
+workflow's config ``seed`` (whose jobs then train with seed ``seed + trial``: the demo under config
+seed 1 trains its trial-1 models with seed 2 on split 1). One JSON line per run: every epoch's
+training and val loss, the foreground pixels' mean probability and the test Dice (inference mode,
+after the epoch's statistics re-estimation), the first epoch whose test Dice passes 0.5, and the
+test Dice of the restored best epoch. Each run is a process of its own, as a workflow job is:
+building Wide UNet the first time in a process also builds the models its width is searched with,
+which draws from the seeded generators, so a second model built in the same process would start from
+other weights than the workflow's job.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import numpy as np
 from bractivate.baselines import BASELINES, build_baseline
 from bractivate.data import prepare
 from bractivate.io import load_dataset
+from bractivate.runtime import cap_threads
 from bractivate.scores import dice
-from bractivate.train import fit, predict_batches, seed_everything
+from bractivate.train import MONITORS, fit, predict_batches, seed_everything
 
 DEMO_EM = {"format": "synthetic", "source": "synthetic",
            "synthetic": {"task": "em", "n": 20, "seed": 2, "size": [128, 128]}}
@@ -47,23 +54,26 @@ class TestTrace(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         pred = predict_batches(self.model, self.x, 4)
         self.rows.append({"epoch": epoch + 1, "loss": round(float(logs.get("loss", np.nan)), 4),
+                          "val_loss": round(float(logs.get("val_loss", np.nan)), 4),
                           "p_foreground": round(float(pred[self.y > 0.5].mean()), 3),
                           "test_dice": round(dice(self.y, pred), 3)})
 
 
-def run(model_name: str, seed: int, learning_rate: float, batch_size: int, epochs: int, width_scale: float) -> dict:
+def run(model_name: str, seed: int, learning_rate: float, batch_size: int, epochs: int, width_scale: float,
+        split_seed: int = 0, monitor: str = "val_loss") -> dict:
     """One training run in this process."""
     with tempfile.TemporaryDirectory() as tmp:
-        prepare("em", DEMO_EM, Path(tmp) / "raw", Path(tmp) / "em.h5", image_size=64, seed=0)
+        prepare("em", DEMO_EM, Path(tmp) / "raw", Path(tmp) / "em.h5", image_size=64, seed=split_seed)
         data = load_dataset(Path(tmp) / "em.h5")
     x, y = data.split("test")
     seed_everything(seed)
     model = build_baseline(model_name, data.input_shape, width_scale=width_scale)
     trace = TestTrace(x, y)
     result = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                 execution="auto", callbacks=(trace,))
+                 execution="auto", monitor=monitor, callbacks=(trace,))
     passed = next((r["epoch"] for r in trace.rows if r["test_dice"] > 0.5), None)
-    return {"benchmark": "demo_budget", "model": model_name, "seed": seed, "learning_rate": learning_rate,
+    return {"benchmark": "demo_budget", "model": model_name, "seed": seed, "split_seed": split_seed,
+            "monitor": monitor, "learning_rate": learning_rate,
             "batch_size": batch_size, "backend": keras.config.backend(), "machine": platform.machine(),
             "first_epoch_dice_over_0.5": passed, "best_epoch": result.best_epoch + 1,
             "test_dice": round(dice(y, predict_batches(model, x, 4)), 3), "trace": trace.rows}
@@ -76,18 +86,24 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=["0.01:4", "0.02:2"], metavar="LR:BATCH")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--width-scale", type=float, default=0.0625)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--monitor", default="val_loss", choices=MONITORS, help="what picks the kept epoch")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each run (a workflow job's: 1)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         lr, batch = args.settings[0].split(":")
-        print(json.dumps(run(args.model, args.seeds[0], float(lr), int(batch), args.epochs, args.width_scale)),
+        print(json.dumps(run(args.model, args.seeds[0], float(lr), int(batch), args.epochs, args.width_scale,
+                                 args.split_seed, args.monitor)),
               flush=True)
         return
+    cap_threads(args.threads)  # the runs below are processes started with these variables
     for setting in args.settings:
         for seed in args.seeds:
             subprocess.run([sys.executable, __file__, "--single", "--model", args.model, "--seeds", str(seed),
                             "--settings", setting, "--epochs", str(args.epochs),
-                            "--width-scale", str(args.width_scale)], check=True)
+                            "--width-scale", str(args.width_scale), "--split-seed", str(args.split_seed),
+                            "--monitor", args.monitor], check=True)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.progress import Progress
 from bractivate.schema import defaults
 from bractivate.search import run_search
-from bractivate.train import (EXECUTIONS, PRECISIONS, accelerator_visible, fit, seed_everything, split_metrics,
-                              tensorflow_unused, use_precision)
+from bractivate.train import (EXECUTIONS, MONITORS, PRECISIONS, accelerator_visible, fit, seed_everything,
+                              split_metrics, tensorflow_unused, use_precision)
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,13 @@ def _tensorflow_left_unimported():
 
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
                patience: int | None, min_delta: float, execution: str, model_path, metrics_path,
-               history_path, provenance: dict, precision: str = "float32", callbacks=()) -> dict:
+               history_path, provenance: dict, precision: str = "float32", monitor: str = "val_loss",
+               callbacks=()) -> dict:
     """Full training of one model (docs/method.md#experiments): best validation weights kept, Dice on the test
     split; writes the model (unless ``model_path`` is None), its metrics and its history."""
     run = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
               patience=patience, min_delta=min_delta, execution=execution, precision=precision,
-              callbacks=callbacks)
+              monitor=monitor, callbacks=callbacks)
     if not run.finite:
         raise TrainingFailed(f"training of {provenance} produced a non-finite loss; "
                              "try a smaller train.learning_rate")
@@ -199,6 +200,7 @@ class TrainSettings:
     learning_rate: float = TRAIN_DEFAULTS["learning_rate"]
     patience: int | None = TRAIN_DEFAULTS["patience"]
     min_delta: float = TRAIN_DEFAULTS["min_delta"]
+    monitor: str = TRAIN_DEFAULTS["monitor"]
     execution: str = TRAIN_DEFAULTS["execution"]
     precision: str = TRAIN_DEFAULTS["precision"]
 
@@ -213,7 +215,7 @@ class TrainSettings:
             raise ValueError(f"train.learning_rate: expected a number > 0, got {self.learning_rate}")
         if self.min_delta < 0:
             raise ValueError(f"train.min_delta: expected a number >= 0, got {self.min_delta}")
-        for key, allowed in (("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS)):
+        for key, allowed in (("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS), ("monitor", MONITORS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"train.{key} = {getattr(self, key)!r}; expected one of {allowed}")
 

@@ -38,6 +38,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # `recalibrate` re-estimates them on the train split after every epoch; `moving` keeps Keras'
 # moving averages, stale for models trained for a few dozen steps (kept to measure exactly that).
 BATCHNORM_MODES = ("recalibrate", "moving")
+# What picks the kept epoch and what early stopping watches (docs/method.md#training-protocol).
+MONITORS = ("val_loss", "val_dice")
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,18 +109,20 @@ class _ValidateAndStop(keras.callbacks.Callback):
     Training stops after ``patience`` epochs without an improvement of more than ``min_delta``
     over the reference loss; the weights of the epoch with the lowest validation loss, whether
     or not it beat the reference by ``min_delta``, are restored at the end (moving statistics
-    included, so the restored model predicts as it did when it was validated).
+    included, so the restored model predicts as it did when it was validated). With ``monitor``
+    ``val_dice`` the same holds for the validation Dice at threshold 0.5, highest best (tracked
+    as its negative), which is then also in the logs.
     """
 
     def __init__(self, forward, train_x, val_x, val_y, *, batch_size: int, patience: int | None,
-                 min_delta: float, batchnorm: str):
+                 min_delta: float, batchnorm: str, monitor: str = "val_loss"):
         super().__init__()
         # forward(x, training=...): the Keras model itself, or its torch program (execution
         # `torch`), which computes the same function on the same variables.
         self.forward = forward
         self.train_x, self.val_x, self.val_y = train_x, val_x, val_y
         self.batch_size, self.batchnorm = batch_size, batchnorm
-        self.patience, self.min_delta = patience, min_delta
+        self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
         self.best_loss, self.best_weights, self.best_epoch = math.inf, None, -1
         self.reference, self.wait, self.seconds = math.inf, 0, []
 
@@ -128,9 +132,15 @@ class _ValidateAndStop(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.batchnorm == "recalibrate":
             recalibrate_batchnorm(self.model, self.train_x, self.batch_size, forward=self.forward)
-        loss = _mean_bce(self.forward, self.val_x, self.val_y, self.batch_size)
+        val_loss = _mean_bce(self.forward, self.val_x, self.val_y, self.batch_size)
         if logs is not None:
-            logs["val_loss"] = loss  # the same dict reaches the History callback after this one
+            logs["val_loss"] = val_loss  # the same dict reaches the History callback after this one
+        loss = val_loss
+        if self.monitor == "val_dice" and math.isfinite(val_loss):
+            val_dice = _val_dice(self.forward, self.val_x, self.val_y, self.batch_size)
+            if logs is not None:
+                logs["val_dice"] = val_dice
+            loss = -val_dice
         self.seconds.append(time.perf_counter() - self._start)
         if not math.isfinite(loss):
             self.model.stop_training = True
@@ -161,6 +171,14 @@ def _mean_bce(forward, x, y, batch_size: int) -> float:
         total += float(keras.ops.convert_to_numpy(loss))
         count += int(math.prod(pred.shape[:-1]))
     return total / count if count else math.nan
+
+
+def _val_dice(forward, x, y, batch_size: int) -> float:
+    """Dice of ``forward`` in inference mode on ``(x, y)`` at threshold 0.5, as the test split is
+    scored (:func:`bractivate.scores.dice`)."""
+    pred = [keras.ops.convert_to_numpy(forward(x[start:start + batch_size], training=False))
+            for start in range(0, len(x), batch_size)]
+    return dice(keras.ops.convert_to_numpy(y), np.concatenate(pred))
 
 
 @dataclass
@@ -234,11 +252,11 @@ def _compiled_forward(model: keras.Model, execution: str):
 
 def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,
         patience: int | None = None, min_delta: float = 0.0, execution: str = "auto",
-        precision: str | None = None, batchnorm: str = "recalibrate", callbacks: tuple = (),
-        verbose: int = 0) -> FitResult:
+        precision: str | None = None, batchnorm: str = "recalibrate", monitor: str = "val_loss",
+        callbacks: tuple = (), verbose: int = 0) -> FitResult:
     """Train ``model`` on the train split with Adam and binary cross-entropy, validating on the
     val split in inference mode after re-estimating its BatchNormalization statistics; keep the
-    weights of the best validation epoch (docs/method.md, "Training protocol"). ``precision``, if
+    weights of the best validation epoch by ``monitor`` (docs/method.md, "Training protocol"). ``precision``, if
     given, must be the policy the model was built under (see :func:`use_precision`).
     ``callbacks`` (Keras callbacks) see each epoch's end after the validation, with its
     ``val_loss`` in the logs: to observe training, not to change it."""
@@ -246,6 +264,8 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
         raise ValueError(f"execution {execution!r} not in {tuple(EXECUTIONS)}")
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm {batchnorm!r} not in {BATCHNORM_MODES}")
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor {monitor!r} not in {MONITORS}")
     if precision is not None and model.dtype_policy.name != precision:
         raise ValueError(f"model {model.name} was built under dtype policy {model.dtype_policy.name}, "
                          f"not {precision!r}; call use_precision before building it")
@@ -265,7 +285,8 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     if program is not None:
         x_train, y_train, x_val, y_val = _torch_exec().on_device(x_train, y_train, x_val, y_val)
     stopper = _ValidateAndStop(program or _compiled_forward(model, execution), x_train, x_val, y_val,
-                               batch_size=batch_size, patience=patience, min_delta=min_delta, batchnorm=batchnorm)
+                               batch_size=batch_size, patience=patience, min_delta=min_delta, batchnorm=batchnorm,
+                               monitor=monitor)
     if program is not None:
         history = _torch_exec().fit_arrays(model, program, x_train, y_train, epochs=epochs,
                                            batch_size=batch_size, callbacks=[stopper, *callbacks])

@@ -22,7 +22,7 @@ from bractivate.evaluation import MUTATIONS, SearchSettings
 from bractivate.model import MIN_SIZE
 from bractivate.pipeline import TrainSettings
 from bractivate.scores import LOSSES, TIME_MEASURES
-from bractivate.train import EXECUTIONS, PRECISIONS
+from bractivate.train import EXECUTIONS, MONITORS, PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
@@ -144,12 +144,13 @@ def test_the_schema_is_read_by_the_project_reader():
 
 @pytest.mark.parametrize("key, choices", [
     ("loss", LOSSES), ("time_measure", TIME_MEASURES), ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
-    ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS),
+    ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS), ("monitor", MONITORS),
 ])
 def test_the_schema_choices_are_the_codes(key, choices):
-    search = config_schema.section("search")[key]["enum"]
-    assert tuple(search) == tuple(choices)
-    if key in ("execution", "precision"):
+    if key != "monitor":  # a setting of the full training only
+        search = config_schema.section("search")[key]["enum"]
+        assert tuple(search) == tuple(choices)
+    if key in ("execution", "precision", "monitor"):
         assert tuple(SCHEMA["properties"]["train"]["properties"][key]["enum"]) == tuple(choices)
 
 

@@ -43,3 +43,26 @@ def test_fit_callbacks_see_every_epoch_after_validation(blobs):
     run = fit(model, blobs, epochs=3, batch_size=8, learning_rate=1e-3, execution="eager", callbacks=(Watch(),))
     assert [epoch for epoch, _ in seen] == [0, 1, 2]
     assert [loss for _, loss in seen] == pytest.approx(run.history["val_loss"])
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_dice"])
+def test_the_kept_epoch_is_the_monitors_best(blobs, monitor):
+    """``monitor``: the restored weights are those of the epoch with the lowest val loss, or with
+    the highest val Dice; the restored model scores on the val split what that epoch logged."""
+    keras.utils.set_random_seed(3)
+    model = build_model(GENOME, blobs.input_shape)
+    run = fit(model, blobs, epochs=6, batch_size=8, learning_rate=0.01, execution="eager", monitor=monitor)
+    logged = run.history[monitor]
+    best = int(np.argmin(logged)) if monitor == "val_loss" else int(np.argmax(logged))
+    assert run.best_epoch == best
+    if monitor == "val_dice":
+        assert ("val_dice" in run.history) and len(logged) == run.epochs
+        assert split_metrics(model, blobs, "val", 8)["dice"] == pytest.approx(logged[best], abs=1e-6)
+    else:
+        assert "val_dice" not in run.history
+
+
+def test_an_unknown_monitor_is_refused_before_training(blobs):
+    model = build_model(GENOME, blobs.input_shape)
+    with pytest.raises(ValueError, match=r"monitor 'val_iou' not in \('val_loss', 'val_dice'\)"):
+        fit(model, blobs, epochs=1, batch_size=8, learning_rate=0.01, monitor="val_iou")
