@@ -27,6 +27,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
+from bractivate.compat import side_titles, suptitle  # noqa: E402
 from bractivate.genome import Genome  # noqa: E402
 from bractivate.io import atomic_path  # noqa: E402
 from bractivate.outputs import ABLATION_MODELS, DEPTH_STUDY, LOSS_STUDY  # noqa: E402
@@ -64,9 +65,9 @@ def layout_problems(fig, dpi: int) -> list[str]:
     labels: list[tuple[str, object]] = []  # (what, its bounding box in pixels)
     inside: list[tuple[str, object]] = []
     for figure in [fig, *fig.subfigs]:
-        if figure._suptitle is not None and figure._suptitle.get_text():
-            labels.append((f"suptitle {figure._suptitle.get_text()!r}",
-                           figure._suptitle.get_window_extent(renderer)))
+        title = suptitle(figure)
+        if title is not None and title.get_text():
+            labels.append((f"suptitle {title.get_text()!r}", title.get_window_extent(renderer)))
         for i, legend in enumerate(figure.legends):
             labels.append((f"figure legend {i}", legend.get_window_extent(renderer)))
     for ax in fig.get_axes():
@@ -75,7 +76,7 @@ def layout_problems(fig, dpi: int) -> list[str]:
         name = ax.get_title() or ax.get_label() or "axes"
         if ax.get_legend() is not None:
             labels.append((f"legend of {name!r}", ax.get_legend().get_window_extent(renderer)))
-        titles = [ax.title, ax._left_title, ax._right_title]
+        titles = [ax.title, *side_titles(ax)]
         labels += [(f"title {t.get_text()!r}", t.get_window_extent(renderer)) for t in titles if t.get_text()]
         inside += [(f"text {t.get_text()!r} in {name!r}", t.get_window_extent(renderer))
                    for t in ax.texts if t.get_visible() and t.get_text()]
