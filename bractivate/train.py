@@ -9,6 +9,7 @@ a genome is :mod:`bractivate.evaluation`.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import random
@@ -190,10 +191,21 @@ def _torch_exec():
 
 def _torch_program(model: keras.Model):
     """The torch-native program of ``model`` for execution ``torch``, or None where it cannot
-    run (another backend, another layer: ``fit`` then lets Keras choose, as ``auto`` does)."""
-    if keras.config.backend() != "torch":
+    run (another backend, another layer: ``fit`` then lets Keras choose, as ``auto`` does).
+    On another backend the fallback is logged as a warning, once per process and backend."""
+    backend = keras.config.backend()
+    if backend != "torch":
+        _warn_torch_execution_elsewhere(backend)
         return None
     return _torch_exec().program_for(model)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_torch_execution_elsewhere(backend: str) -> None:
+    """Say, once per backend, that execution ``torch`` runs as ``auto`` on ``backend``."""
+    logging.getLogger(__name__).warning(
+        "execution 'torch' needs the torch Keras backend; on backend %r the training steps run as "
+        "under execution 'auto' (set KERAS_BACKEND=torch, or execution to 'auto' to silence this)", backend)
 
 
 def _build_loss(model: keras.Model) -> None:
