@@ -40,7 +40,7 @@ from bractivate.train import fit
 from conftest import blob_dataset
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-data = blob_dataset(n=8, size=16)
+data = blob_dataset(n=8, size=32)
 for _ in range(2):
     model = build_model(Genome(1, 2, tuple(unet_skip_edges(1))), data.input_shape)
     print("epochs", fit(model, data, epochs=1, batch_size=4, learning_rate=1e-3, execution="torch").epochs)
