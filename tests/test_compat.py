@@ -70,7 +70,7 @@ def test_keras_global_seed_is_what_set_random_seed_sets():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
-def test_keras_torch_device_helper_exists():
+def test_keras_torch_get_device_exists():
     from keras.src.backend.torch import core
 
     assert callable(core.get_device)
