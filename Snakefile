@@ -4,6 +4,7 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from bractivate.compat import command_line_config, config_files
 from bractivate.config import (
     check_config_values,
     check_workflow_config,
@@ -18,23 +19,23 @@ configfile: "config.yaml"
 
 # A --configfile or --config that names `datasets` replaces config.yaml's data sets instead of
 # merging into them, so a preset or a user's own data never drags in the paper's downloads.
-# Private API of Snakemake (pinned 9.27.1): `overwrite_config` holds what the command line gave.
+# Private API of Snakemake (bractivate.compat, tests/test_compat.py): what the command line gave.
 # If an upgrade renames it, parsing fails here with an AttributeError, and
 # tests/test_workflow.py::test_a_preset_replaces_the_data_sets says so.
-if "datasets" in workflow.config_settings.overwrite_config:
-    config["datasets"] = workflow.config_settings.overwrite_config["datasets"]
+if "datasets" in command_line_config(workflow):
+    config["datasets"] = command_line_config(workflow)["datasets"]
 
 
 # Snakemake reads config files as YAML 1.1 (`1e-4` is a string) and keeps the last of two equal
 # keys: read them again with the project's reader, which refuses a duplicate key and coerces
 # `1e-4` where the schema expects a number (docs/reliability.md).
-# Private API of Snakemake (pinned 9.27.1): `workflow.configfiles` lists config.yaml and every
+# Private API of Snakemake (bractivate.compat, tests/test_compat.py): config.yaml and every
 # --configfile. If an upgrade renames it, parsing fails here with an AttributeError, and
 # tests/test_workflow.py::test_config_files_are_read_with_the_project_reader says so.
 # Every config error ends the run here, before any job, in one line.
 try:
     check_workflow_config(
-        config, workflow.configfiles, f"{workflow.basedir}/schemas/config.schema.yaml"
+        config, config_files(workflow), f"{workflow.basedir}/schemas/config.schema.yaml"
     )
     validate(config, "schemas/config.schema.yaml")
     check_config_values(config)

@@ -3,9 +3,12 @@ Keras UNet with identical layers, measured in one run (goal: ratio >= 0.97).
 
     python benchmarks/builder_overhead.py [--size 128] [--depth 4] [--filters 16] [--images 64]
 
-Both models are trained on the same data with the same compile settings; after one warm-up
-epoch each, epochs alternate between the two models and the median epoch time of each is used.
-Prints one JSON line.
+Both models are trained on the same data with the same compile settings, from the same initial
+weights (the hand-written model is given the genome model's), so that they differ only in how
+they were built. After one warm-up epoch each, epochs alternate between the two models, the
+model that goes first alternating too (genome, hand, hand, genome, ...), and the median epoch
+time of each is used. The training step's traces are counted: a model traced again during the
+timed epochs would pay its tracing there (TensorFlow and JAX). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -45,6 +48,24 @@ def hand_written_unet(depth: int, filters: int, size: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
 
 
+def layer_signature(model: keras.Model) -> list[tuple]:
+    """Each layer's class, dtype policy and output shape, in order."""
+    return [(type(layer).__name__, layer.dtype_policy.name, tuple(layer.output.shape)) for layer in model.layers]
+
+
+def count_traces(model: keras.Model, traces: dict, name: str) -> None:
+    """Count in ``traces[name]`` each trace of ``model``'s training step (its Python body runs
+    only when traced; on the torch backend it runs at every step, and nothing is counted)."""
+    if keras.backend.backend() == "torch":
+        return
+    step = model.train_step
+
+    def counted(data):
+        traces[name] += 1
+        return step(data)
+    model.train_step = counted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=128)
@@ -64,12 +85,18 @@ def main() -> None:
               "hand": hand_written_unet(args.depth, args.filters, args.size)}
     params = {name: count_params(m) for name, m in models.items()}
     assert params["genome"] == params["hand"], params
-    for model in models.values():
+    assert layer_signature(models["genome"]) == layer_signature(models["hand"])
+    models["hand"].set_weights(models["genome"].get_weights())
+    traces = {name: 0 for name in models}
+    for name, model in models.items():
         model.compile(optimizer="adam", loss="binary_crossentropy")
+        count_traces(model, traces, name)
         model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)  # tracing, compilation
+    warm_traces = dict(traces)
     seconds = {name: [] for name in models}
-    for _ in range(args.epochs):
-        for name, model in models.items():
+    for epoch in range(args.epochs):
+        for name in (("genome", "hand") if epoch % 2 == 0 else ("hand", "genome")):
+            model = models[name]
             start = time.perf_counter()
             model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
             seconds[name].append(time.perf_counter() - start)
@@ -79,6 +106,8 @@ def main() -> None:
         "size": args.size, "depth": args.depth, "filters": args.filters, "params": params["genome"],
         "images_per_s_genome": round(rate["genome"], 2), "images_per_s_hand": round(rate["hand"], 2),
         "ratio": round(rate["genome"] / rate["hand"], 4),
+        "retraces_timed": (None if keras.backend.backend() == "torch"
+                           else {name: traces[name] - warm_traces[name] for name in models}),
     }))
 
 

@@ -16,10 +16,12 @@ import contextlib
 
 import keras
 
+from bractivate.compat import flatten_layers
+
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer of ``model``, nested models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
+    return [layer for layer in flatten_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 

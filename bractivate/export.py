@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bractivate.compat import producing_layer_name
+
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4  # onnxruntime against Keras, largest absolute difference of a probability
@@ -66,7 +68,7 @@ def check_segmentation_model(model, path) -> int:
     if shape_out != (shape_in[0], size, size, 1):
         raise ValueError(f"{path}: not a one-channel segmentation network: output {shape_out} for input "
                          f"{shape_in}; expected one channel of the input's size")
-    last = model.get_layer(model.outputs[0]._keras_history[0].name)
+    last = model.get_layer(producing_layer_name(model.outputs[0]))
     activation = getattr(last, "activation", None)
     if activation is not keras.activations.sigmoid:
         name = getattr(activation, "__name__", type(last).__name__)

@@ -13,6 +13,7 @@ import keras
 import pandas as pd
 
 from bractivate.baselines import build_baseline
+from bractivate.compat import tensorflow_taken_as_unavailable
 from bractivate.errors import TrainingFailed
 from bractivate.evaluation import SearchSettings, check_setting_types, settings_from_dict
 from bractivate.genome import Genome
@@ -126,16 +127,10 @@ def _tensorflow_left_unimported():
     if not tensorflow_unused():
         yield
         return
-    # Private API of Keras (pinned 3.15.1): if it changes, TensorFlow is imported again and
+    # Private API of Keras (bractivate.compat): if it changes, TensorFlow is imported again and
     # tests/test_torch_exec.py::test_seeding_on_torch_matches_keras_and_imports_no_tensorflow fails.
-    from keras.src.utils.module_utils import tensorflow as lazy_tensorflow
-
-    available = lazy_tensorflow._available
-    lazy_tensorflow._available = False
-    try:
+    with tensorflow_taken_as_unavailable():
         yield
-    finally:
-        lazy_tensorflow._available = available
 
 
 def train_full(model, data: Dataset, *, epochs: int, batch_size: int, learning_rate: float,

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
+from bractivate.compat import side_titles, suptitle  # noqa: E402
 from bractivate.io import atomic_path  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,9 @@ def layout_problems(fig, dpi: int) -> list[str]:
     labels: list[tuple[str, object]] = []  # (what, its bounding box in pixels)
     inside: list[tuple[str, object]] = []
     for figure in [fig, *fig.subfigs]:
-        if figure._suptitle is not None and figure._suptitle.get_text():
-            labels.append((f"suptitle {figure._suptitle.get_text()!r}",
-                           figure._suptitle.get_window_extent(renderer)))
+        title = suptitle(figure)
+        if title is not None and title.get_text():
+            labels.append((f"suptitle {title.get_text()!r}", title.get_window_extent(renderer)))
         for i, legend in enumerate(figure.legends):
             labels.append((f"figure legend {i}", legend.get_window_extent(renderer)))
     for ax in fig.get_axes():
@@ -55,7 +56,7 @@ def layout_problems(fig, dpi: int) -> list[str]:
         name = ax.get_title() or ax.get_label() or "axes"
         if ax.get_legend() is not None:
             labels.append((f"legend of {name!r}", ax.get_legend().get_window_extent(renderer)))
-        titles = [ax.title, ax._left_title, ax._right_title]
+        titles = [ax.title, *side_titles(ax)]
         labels += [(f"title {t.get_text()!r}", t.get_window_extent(renderer)) for t in titles if t.get_text()]
         inside += [(f"text {t.get_text()!r} in {name!r}", t.get_window_extent(renderer))
                    for t in ax.texts if t.get_visible() and t.get_text()]

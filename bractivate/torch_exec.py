@@ -12,8 +12,10 @@ in place, so it is still a Keras model that is saved as ``.keras``, restored by
 epochs. The optimizer is the model's compiled Keras optimizer, so the update rule is Keras's
 Adam itself.
 
-Only the layers :func:`bractivate.model.build_model` and the NAS-UNet baseline use are
-translated; any other layer makes :class:`TorchProgram` refuse the model, naming the layer.
+Layers are translated through :mod:`bractivate.torch_registry` (layer class → translator):
+Keras's own layers are registered here, and a module that defines its own layers registers
+them itself (:func:`register`, re-exported here). Any other layer makes :class:`TorchProgram`
+refuse the model, naming the layer.
 """
 
 from __future__ import annotations
@@ -28,13 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bractivate.compat import nodes_by_depth, torch_device
+from bractivate.torch_registry import register, translate, unsupported
+
 log = logging.getLogger(__name__)
-SUPPORTED = ("InputLayer", "Conv2D", "Conv2DTranspose", "BatchNormalization", "ReLU",
-             "MaxPooling2D", "Resizing", "Add", "Concatenate", "Rescaling",
-             # and those of the NAS-UNet baseline (bractivate.baselines.nasunet)
-             "DepthwiseConv2D", "GroupNormalization", "Dense", "GlobalAveragePooling2D", "Multiply",
-             "AveragePooling2D", "Identity", "Subsample2D", "ZeroInsertion2D")
 _ACTIVATIONS = {"linear": None, "relu": F.relu, "sigmoid": torch.sigmoid}
+layers = keras.layers
 
 
 def _kernel(variable) -> torch.Tensor:
@@ -43,97 +44,21 @@ def _kernel(variable) -> torch.Tensor:
     return variable.value.permute(3, 2, 0, 1)
 
 
-def _unsupported(layer, why: str) -> NotImplementedError:
-    return NotImplementedError(f"execution 'torch' cannot run layer {layer.name!r} "
-                               f"({type(layer).__name__}): {why}; use execution 'eager' or 'auto'")
+def _activation(layer, why: str):
+    """The torch function of ``layer``'s activation (None: linear), or refuse the layer."""
+    name = getattr(layer.activation, "__name__", str(layer.activation))
+    if name not in _ACTIVATIONS:
+        raise unsupported(layer, why.format(name=name))
+    return _ACTIVATIONS[name]
 
 
-def _translate(layer):
-    """``layer`` as a function ``(inputs, training) -> output`` on NCHW tensors."""
-    kind = type(layer).__name__
-    if kind not in SUPPORTED:
-        raise _unsupported(layer, f"only {', '.join(SUPPORTED)} are translated")
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
-        raise _unsupported(layer, "expected data_format channels_last")
-    if kind == "Conv2D" or kind == "Conv2DTranspose":
-        act_name = getattr(layer.activation, "__name__", str(layer.activation))
-        if act_name not in _ACTIVATIONS:
-            raise _unsupported(layer, f"activation {act_name!r} not in {tuple(_ACTIVATIONS)}")
-        act = _ACTIVATIONS[act_name]
-        kh, kw = layer.kernel_size
-        dilation = tuple(layer.dilation_rate)
-        if getattr(layer, "groups", 1) != 1 or (kind == "Conv2DTranspose" and dilation != (1, 1)):
-            raise _unsupported(layer, "expected no groups (and no dilation of a transposed convolution)")
-        stride = tuple(layer.strides)
-        bias = layer.bias if layer.use_bias else None
-        if kind == "Conv2D":
-            pad = _conv_padding(layer, stride, dilation)
-
-            def conv(inputs, training):
-                y = F.conv2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride, pad,
-                             dilation)
-                return y if act is None else act(y)
-            return conv
-        # "same" with kernel == stride gives exactly input × stride, no crop (the decoder's
-        # 2×2, stride-2 up-convolution); other cases need Keras's asymmetric crop.
-        if layer.padding != "same" or stride != (kh, kw):
-            raise _unsupported(layer, "expected padding 'same' with strides equal to the kernel size")
-
-        def deconv(inputs, training):
-            y = F.conv_transpose2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride)
-            return y if act is None else act(y)
-        return deconv
-    if kind == "BatchNormalization":
-        if layer.axis not in (-1, 3) or not layer.center or not layer.scale or layer.renorm:
-            raise _unsupported(layer, "expected axis -1, center and scale, no renorm")
-        eps = float(layer.epsilon)
-
-        def batchnorm(inputs, training):
-            x = inputs[0]
-            mean, var = layer.moving_mean.value, layer.moving_variance.value
-            if not (training and layer.trainable):
-                return F.batch_norm(x, mean, var, layer.gamma.value, layer.beta.value, False, 0.0, eps)
-            # One fused op gives the output and the batch's mean and 1/sqrt(var + eps); the
-            # moving statistics are then updated as Keras does, with the biased variance
-            # (torch's own running_var update would use the unbiased one).
-            y, batch_mean, invstd = torch.native_batch_norm(
-                x, layer.gamma.value, layer.beta.value, None, None, True, 0.0, eps)
-            # The momentum is read at each call: the statistics' re-estimation sets it to 0.
-            momentum = float(layer.momentum)
-            with torch.no_grad():
-                mean.mul_(momentum).add_(batch_mean, alpha=1 - momentum)
-                var.mul_(momentum).add_(invstd.pow(-2) - eps, alpha=1 - momentum)
-            return y
-        return batchnorm
-    if kind == "ReLU":
-        if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
-            raise _unsupported(layer, "expected a plain ReLU")
-        return lambda inputs, training: F.relu(inputs[0])
-    if kind in ("MaxPooling2D", "AveragePooling2D"):
-        if layer.padding != "valid":
-            raise _unsupported(layer, "expected padding 'valid'")
-        size, stride = tuple(layer.pool_size), tuple(layer.strides)
-        pool = F.max_pool2d if kind == "MaxPooling2D" else F.avg_pool2d
-        return lambda inputs, training: pool(inputs[0], size, stride)
-    if kind == "Resizing":
-        padded = getattr(layer, "pad_to_aspect_ratio", False)
-        if layer.interpolation != "bilinear" or layer.crop_to_aspect_ratio or padded:
-            raise _unsupported(layer, "expected bilinear interpolation without crop or pad")
-        size = (int(layer.height), int(layer.width))
-        # Keras's torch backend resizes with exactly these arguments
-        return lambda inputs, training: F.interpolate(inputs[0], size=size, mode="bilinear",
-                                                      align_corners=False, antialias=False)
-    if kind in ("Add", "Multiply"):
-        combine = operator.add if kind == "Add" else operator.mul
-        return lambda inputs, training: functools.reduce(combine, inputs)
-    if kind == "Concatenate":
-        if layer.axis not in (-1, 3):
-            raise _unsupported(layer, "expected axis -1")
-        return lambda inputs, training: torch.cat(inputs, dim=1)
-    if kind == "Rescaling":
-        scale, offset = float(layer.scale), float(layer.offset)
-        return lambda inputs, training: inputs[0] * scale + offset
-    return _translate_nasunet(layer, kind)
+def _check_convolution(layer):
+    """The activation of a Conv2D or Conv2DTranspose, after refusing what is not translated."""
+    act = _activation(layer, "activation {name!r} not in " + str(tuple(_ACTIVATIONS)))
+    transposed = isinstance(layer, layers.Conv2DTranspose)
+    if getattr(layer, "groups", 1) != 1 or (transposed and tuple(layer.dilation_rate) != (1, 1)):
+        raise unsupported(layer, "expected no groups (and no dilation of a transposed convolution)")
+    return act
 
 
 def _conv_padding(layer, stride, dilation):
@@ -144,59 +69,166 @@ def _conv_padding(layer, stride, dilation):
         return 0
     if stride == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
         return (dilation[0] * (kh // 2), dilation[1] * (kw // 2))
-    raise _unsupported(layer, "expected padding 'valid' or 'same' with an odd kernel, stride 1")
+    raise unsupported(layer, "expected padding 'valid' or 'same' with an odd kernel, stride 1")
 
 
-def _translate_nasunet(layer, kind: str):
-    """The layers only the NAS-UNet baseline uses, as functions on NCHW tensors (None: InputLayer)."""
-    if kind == "DepthwiseConv2D":
-        if layer.use_bias or getattr(layer.activation, "__name__", "") != "linear":
-            raise _unsupported(layer, "expected no bias and no activation")
-        stride, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
-        pad = _conv_padding(layer, stride, dilation)
+@register(layers.InputLayer)
+def _input(layer):
+    return None
 
-        def depthwise(inputs, training):
-            kernel = layer.kernel.value  # (kh, kw, channels, multiplier) -> (channels × multiplier, 1, kh, kw)
-            kh, kw, channels, multiplier = kernel.shape
-            weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
-            return F.conv2d(inputs[0], weight, None, stride, pad, dilation, channels)
-        return depthwise
-    if kind == "GroupNormalization":
-        if layer.axis not in (-1, 3):
-            raise _unsupported(layer, "expected axis -1")
-        groups, eps = int(layer.groups), float(layer.epsilon)
-        return lambda inputs, training: F.group_norm(
-            inputs[0], groups, layer.gamma.value if layer.scale else None,
-            layer.beta.value if layer.center else None, eps)
-    if kind == "Dense":
-        act_name = getattr(layer.activation, "__name__", str(layer.activation))
-        if act_name not in _ACTIVATIONS or getattr(layer, "lora_enabled", False):
-            raise _unsupported(layer, f"expected an activation in {tuple(_ACTIVATIONS)}, no LoRA")
-        act = _ACTIVATIONS[act_name]
 
-        def dense(inputs, training):  # on the channels, the last axis in Keras's NHWC
-            y = inputs[0].movedim(1, -1) @ layer.kernel.value
-            if layer.use_bias:
-                y = y + layer.bias.value
-            y = y.movedim(-1, 1)
-            return y if act is None else act(y)
-        return dense
-    if kind == "GlobalAveragePooling2D":
-        if not layer.keepdims:
-            raise _unsupported(layer, "expected keepdims=True (the program keeps NCHW tensors)")
-        return lambda inputs, training: inputs[0].mean(dim=(2, 3), keepdim=True)
-    if kind == "Identity":
-        return lambda inputs, training: inputs[0]
-    if kind == "Subsample2D":
-        return lambda inputs, training: inputs[0][:, :, ::2, ::2]
-    if kind == "ZeroInsertion2D":
-        def zero_insertion(inputs, training):  # x at the even rows and columns, zeros elsewhere
-            x = inputs[0]
-            n, c, h, w = x.shape
-            x = torch.stack([x, torch.zeros_like(x)], dim=-1).reshape(n, c, h, 2 * w)
-            return torch.stack([x, torch.zeros_like(x)], dim=-2).reshape(n, c, 2 * h, 2 * w)
-        return zero_insertion
-    return None  # InputLayer
+@register(layers.Conv2D)
+def _conv2d(layer):
+    act = _check_convolution(layer)
+    stride, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+    bias = layer.bias if layer.use_bias else None
+    pad = _conv_padding(layer, stride, dilation)
+
+    def conv(inputs, training):
+        y = F.conv2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride, pad, dilation)
+        return y if act is None else act(y)
+    return conv
+
+
+@register(layers.Conv2DTranspose)
+def _conv2d_transpose(layer):
+    act = _check_convolution(layer)
+    stride = tuple(layer.strides)
+    bias = layer.bias if layer.use_bias else None
+    # "same" with kernel == stride gives exactly input × stride, no crop (the decoder's
+    # 2×2, stride-2 up-convolution); other cases need Keras's asymmetric crop.
+    if layer.padding != "same" or stride != tuple(layer.kernel_size):
+        raise unsupported(layer, "expected padding 'same' with strides equal to the kernel size")
+
+    def deconv(inputs, training):
+        y = F.conv_transpose2d(inputs[0], _kernel(layer.kernel), None if bias is None else bias.value, stride)
+        return y if act is None else act(y)
+    return deconv
+
+
+@register(layers.BatchNormalization)
+def _batchnorm(layer):
+    if layer.axis not in (-1, 3) or not layer.center or not layer.scale or layer.renorm:
+        raise unsupported(layer, "expected axis -1, center and scale, no renorm")
+    eps = float(layer.epsilon)
+
+    def batchnorm(inputs, training):
+        x = inputs[0]
+        mean, var = layer.moving_mean.value, layer.moving_variance.value
+        if not (training and layer.trainable):
+            return F.batch_norm(x, mean, var, layer.gamma.value, layer.beta.value, False, 0.0, eps)
+        # One fused op gives the output and the batch's mean and 1/sqrt(var + eps); the
+        # moving statistics are then updated as Keras does, with the biased variance
+        # (torch's own running_var update would use the unbiased one).
+        y, batch_mean, invstd = torch.native_batch_norm(
+            x, layer.gamma.value, layer.beta.value, None, None, True, 0.0, eps)
+        # The momentum is read at each call: the statistics' re-estimation sets it to 0.
+        momentum = float(layer.momentum)
+        with torch.no_grad():
+            mean.mul_(momentum).add_(batch_mean, alpha=1 - momentum)
+            var.mul_(momentum).add_(invstd.pow(-2) - eps, alpha=1 - momentum)
+        return y
+    return batchnorm
+
+
+@register(layers.ReLU)
+def _relu(layer):
+    if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+        raise unsupported(layer, "expected a plain ReLU")
+    return lambda inputs, training: F.relu(inputs[0])
+
+
+@register(layers.MaxPooling2D)
+@register(layers.AveragePooling2D)
+def _pooling(layer):
+    if layer.padding != "valid":
+        raise unsupported(layer, "expected padding 'valid'")
+    size, stride = tuple(layer.pool_size), tuple(layer.strides)
+    pool = F.max_pool2d if isinstance(layer, layers.MaxPooling2D) else F.avg_pool2d
+    return lambda inputs, training: pool(inputs[0], size, stride)
+
+
+@register(layers.Resizing)
+def _resizing(layer):
+    padded = getattr(layer, "pad_to_aspect_ratio", False)
+    if layer.interpolation != "bilinear" or layer.crop_to_aspect_ratio or padded:
+        raise unsupported(layer, "expected bilinear interpolation without crop or pad")
+    size = (int(layer.height), int(layer.width))
+    # Keras's torch backend resizes with exactly these arguments
+    return lambda inputs, training: F.interpolate(inputs[0], size=size, mode="bilinear",
+                                                  align_corners=False, antialias=False)
+
+
+@register(layers.Add)
+@register(layers.Multiply)
+def _elementwise(layer):
+    combine = operator.add if isinstance(layer, layers.Add) else operator.mul
+    return lambda inputs, training: functools.reduce(combine, inputs)
+
+
+@register(layers.Concatenate)
+def _concatenate(layer):
+    if layer.axis not in (-1, 3):
+        raise unsupported(layer, "expected axis -1")
+    return lambda inputs, training: torch.cat(inputs, dim=1)
+
+
+@register(layers.Rescaling)
+def _rescaling(layer):
+    scale, offset = float(layer.scale), float(layer.offset)
+    return lambda inputs, training: inputs[0] * scale + offset
+
+
+@register(layers.DepthwiseConv2D)
+def _depthwise(layer):
+    if layer.use_bias or getattr(layer.activation, "__name__", "") != "linear":
+        raise unsupported(layer, "expected no bias and no activation")
+    stride, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+    pad = _conv_padding(layer, stride, dilation)
+
+    def depthwise(inputs, training):
+        kernel = layer.kernel.value  # (kh, kw, channels, multiplier) -> (channels × multiplier, 1, kh, kw)
+        kh, kw, channels, multiplier = kernel.shape
+        weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
+        return F.conv2d(inputs[0], weight, None, stride, pad, dilation, channels)
+    return depthwise
+
+
+@register(layers.GroupNormalization)
+def _group_norm(layer):
+    if layer.axis not in (-1, 3):
+        raise unsupported(layer, "expected axis -1")
+    groups, eps = int(layer.groups), float(layer.epsilon)
+    return lambda inputs, training: F.group_norm(
+        inputs[0], groups, layer.gamma.value if layer.scale else None,
+        layer.beta.value if layer.center else None, eps)
+
+
+@register(layers.Dense)
+def _dense(layer):
+    act = _activation(layer, f"expected an activation in {tuple(_ACTIVATIONS)}, no LoRA")
+    if getattr(layer, "lora_enabled", False):
+        raise unsupported(layer, f"expected an activation in {tuple(_ACTIVATIONS)}, no LoRA")
+
+    def dense(inputs, training):  # on the channels, the last axis in Keras's NHWC
+        y = inputs[0].movedim(1, -1) @ layer.kernel.value
+        if layer.use_bias:
+            y = y + layer.bias.value
+        y = y.movedim(-1, 1)
+        return y if act is None else act(y)
+    return dense
+
+
+@register(layers.GlobalAveragePooling2D)
+def _global_average_pooling(layer):
+    if not layer.keepdims:
+        raise unsupported(layer, "expected keepdims=True (the program keeps NCHW tensors)")
+    return lambda inputs, training: inputs[0].mean(dim=(2, 3), keepdim=True)
+
+
+@register(layers.Identity)
+def _identity(layer):
+    return lambda inputs, training: inputs[0]
 
 
 class TorchProgram:
@@ -215,13 +247,14 @@ class TorchProgram:
         self._input = id(model.inputs[0])
         self._output = id(model.outputs[0])
         self._steps = []
-        for depth in sorted(model._nodes_by_depth, reverse=True):
-            for node in model._nodes_by_depth[depth]:
-                fn = _translate(node.operation)
+        graph = nodes_by_depth(model)
+        for depth in sorted(graph, reverse=True):
+            for node in graph[depth]:
+                fn = translate(node.operation)
                 if fn is None:
                     continue
                 if len(node.outputs) != 1:
-                    raise _unsupported(node.operation, "expected one output")
+                    raise unsupported(node.operation, "expected one output")
                 self._steps.append((fn, [id(t) for t in node.input_tensors], id(node.outputs[0])))
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -250,9 +283,7 @@ def binary_crossentropy(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 def _device() -> torch.device:
-    from keras.src.backend.torch.core import get_device
-
-    return torch.device(get_device())
+    return torch.device(torch_device())
 
 
 def _as_tensor(a, device) -> torch.Tensor:

@@ -9,6 +9,7 @@ a genome is :mod:`bractivate.evaluation`.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import random
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 
 from bractivate.batchnorm import recalibrate_batchnorm
+from bractivate.compat import compiled_loss, set_keras_global_seed
 from bractivate.io import Dataset
 from bractivate.scores import binary_cross_entropy, collapsed, dice
 
@@ -84,15 +86,9 @@ def seed_everything(seed: int) -> None:
     if not tensorflow_unused():
         keras.utils.set_random_seed(seed)
         return
-    # Private API of Keras (pinned 3.15.1), the two global attributes set_random_seed sets;
-    # tests/test_torch_exec.py::test_seeding_on_torch_matches_keras_and_imports_no_tensorflow
-    # fails if this stops matching it.
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils import rng_utils
-
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    # Private API of Keras (bractivate.compat); tests/test_torch_exec.py::
+    # test_seeding_on_torch_matches_keras_and_imports_no_tensorflow fails if this stops matching it.
+    set_keras_global_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     if keras.config.backend() == "torch":
@@ -213,20 +209,31 @@ def _torch_exec():
 
 def _torch_program(model: keras.Model):
     """The torch-native program of ``model`` for execution ``torch``, or None where it cannot
-    run (another backend, another layer: ``fit`` then lets Keras choose, as ``auto`` does)."""
-    if keras.config.backend() != "torch":
+    run (another backend, another layer: ``fit`` then lets Keras choose, as ``auto`` does).
+    On another backend the fallback is logged as a warning, once per process and backend."""
+    backend = keras.config.backend()
+    if backend != "torch":
+        _warn_torch_execution_elsewhere(backend)
         return None
     return _torch_exec().program_for(model)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_torch_execution_elsewhere(backend: str) -> None:
+    """Say, once per backend, that execution ``torch`` runs as ``auto`` on ``backend``."""
+    logging.getLogger(__name__).warning(
+        "execution 'torch' needs the torch Keras backend; on backend %r the training steps run as "
+        "under execution 'auto' (set KERAS_BACKEND=torch, or execution to 'auto' to silence this)", backend)
 
 
 def _build_loss(model: keras.Model) -> None:
     """Build the compiled loss from the output's known shape. Otherwise ``fit`` runs the whole
     model symbolically to learn that shape, which costs ~0.4 s per model on the PyTorch
     backend (half of a demo evaluation's overhead, docs/benchmarks.md)."""
-    # Private API of Keras (pinned 3.15.1): if ``_compile_loss`` goes, this silently does nothing
+    # Private API of Keras (bractivate.compat): if ``_compile_loss`` goes, this silently does nothing
     # and fit pays the symbolic pass again; tests/test_model.py::test_compiled_loss_is_built_from_the_output_shape
     # fails loudly instead.
-    loss = getattr(model, "_compile_loss", None)
+    loss = compiled_loss(model)
     if loss is not None and not loss.built and len(model.outputs) == 1:
         output = model.outputs[0]
         loss.build(keras.KerasTensor(output.shape, "float32"), output)

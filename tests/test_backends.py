@@ -1,4 +1,5 @@
-"""The core package on another Keras backend: a 2-evaluation search through the command line."""
+"""The core package on another Keras backend: a 2-evaluation search through the command line, and
+execution 'torch' asked for on a backend that cannot run it."""
 
 import importlib.util
 import os
@@ -28,3 +29,32 @@ def test_two_evaluation_search_on_the_torch_backend(tmp_path):
     probe = subprocess.run([sys.executable, "-c", "import keras; print(keras.backend.backend())"],
                            env=env, capture_output=True, text=True)
     assert probe.stdout.strip() == "torch"
+
+
+TORCH_EXECUTION_ELSEWHERE = """
+import logging, sys
+sys.path[:0] = sys.argv[1:3]
+from bractivate.genome import Genome, unet_skip_edges
+from bractivate.model import build_model
+from bractivate.train import fit
+from conftest import blob_dataset
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+data = blob_dataset(n=8, size=32)
+for _ in range(2):
+    model = build_model(Genome(1, 2, tuple(unet_skip_edges(1))), data.input_shape)
+    print("epochs", fit(model, data, epochs=1, batch_size=4, learning_rate=1e-3, execution="torch").epochs)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")
+def test_torch_execution_on_another_backend_runs_as_auto_and_says_so_once():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", TORCH_EXECUTION_ELSEWHERE, root, os.path.join(root, "tests")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["epochs", "1", "epochs", "1"]
+    warnings = [line for line in done.stderr.splitlines() if "execution 'torch'" in line]
+    assert len(warnings) == 1, done.stderr[-3000:]
+    assert warnings[0].startswith("WARNING") and "backend 'tensorflow'" in warnings[0]

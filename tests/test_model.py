@@ -131,12 +131,14 @@ def test_mixed_precision_keeps_the_head_and_the_loss_in_float32(blobs):
 
 
 def test_compiled_loss_is_built_from_the_output_shape():
-    # bractivate.train._build_loss relies on Keras' private ``Model._compile_loss``: this fails
-    # when a Keras upgrade changes it, instead of fit silently tracing every model once more.
+    # bractivate.train._build_loss relies on Keras' private ``Model._compile_loss``
+    # (bractivate.compat): this fails when a Keras upgrade changes it, instead of fit silently
+    # tracing every model once more.
+    from bractivate.compat import compiled_loss
     from bractivate.train import _build_loss
 
     model = build_model(Genome(1, 2, tuple(unet_skip_edges(1))), (8, 8, 1))
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    assert hasattr(model, "_compile_loss") and not model._compile_loss.built
+    assert compiled_loss(model) is not None and not compiled_loss(model).built
     _build_loss(model)
-    assert model._compile_loss.built
+    assert compiled_loss(model).built

@@ -24,6 +24,7 @@ from bractivate.baselines.nasunet import (
     nas_unet,
     validate_genotype,
 )
+from bractivate.compat import producing_layer_name
 
 # Transcribed independently from tianbaochou/NasUnet models/geno_searched.py, NAS_UNET_V3 (the
 # genotype of ``NASUNET`` used for Promise12, CHAOS and ultrasound nerve).
@@ -68,7 +69,7 @@ def test_parameter_count_in_published_range(model):
 
 
 def _source_layer(tensor) -> str:
-    return tensor._keras_history.operation.name
+    return producing_layer_name(tensor)
 
 
 def _inputs(layer) -> list[str]:

@@ -36,6 +36,8 @@ from typing import NamedTuple
 import keras
 from keras import layers, ops
 
+from bractivate.torch_registry import register
+
 
 class Genotype(NamedTuple):
     """A searched NAS-UNet cell pair as plain data, in the layout of the authors' ``Genotype``.
@@ -109,6 +111,25 @@ class ZeroInsertion2D(layers.Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
         return (n, None if h is None else 2 * h, None if w is None else 2 * w, c)
+
+
+# Execution ``torch`` (bractivate.torch_exec) runs these two layers as the functions below, on
+# NCHW torch tensors; the other layers of NAS-UNet are Keras's own.
+@register(Subsample2D)
+def _subsample_in_torch(layer):
+    return lambda inputs, training: inputs[0][:, :, ::2, ::2]
+
+
+@register(ZeroInsertion2D)
+def _zero_insertion_in_torch(layer):
+    import torch
+
+    def zero_insertion(inputs, training):  # x at the even rows and columns, zeros elsewhere
+        x = inputs[0]
+        n, c, h, w = x.shape
+        x = torch.stack([x, torch.zeros_like(x)], dim=-1).reshape(n, c, h, 2 * w)
+        return torch.stack([x, torch.zeros_like(x)], dim=-2).reshape(n, c, 2 * h, 2 * w)
+    return zero_insertion
 
 
 def _group_norm(channels: int, name: str) -> layers.GroupNormalization:
