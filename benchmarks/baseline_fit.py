@@ -61,17 +61,17 @@ def run_one(model_name: str, variant: str, epochs: int, data_path: str) -> dict:
         return wrapper
 
     train.recalibrate_batchnorm = timed("recalibrate", train.recalibrate_batchnorm)
-    train._mean_bce = timed("validate", train._mean_bce)
+    train.mean_bce = timed("validate", train.mean_bce)
     if variant == "eager":  # the passes as fit ran them before: eager calls of the model
-        train._compiled_forward = lambda model, execution: model
+        train.compiled_forward = lambda model, execution: model
     epoch_seconds = []
-    end_of_training = train._ValidateAndStop.on_train_end
+    end_of_training = train.ValidateAndStop.on_train_end
 
     def keep_seconds(self, logs=None):
         epoch_seconds.extend(self.seconds)
         end_of_training(self, logs)
 
-    train._ValidateAndStop.on_train_end = keep_seconds
+    train.ValidateAndStop.on_train_end = keep_seconds
     train.seed_everything(2)
     model = build_baseline(model_name, data.input_shape, width_scale=0.0625)
     built = time.perf_counter()

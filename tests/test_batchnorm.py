@@ -8,7 +8,7 @@ from bractivate.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from bractivate.genome import Genome, unet_skip_edges
 from bractivate.model import build_model
 from bractivate.scores import dice
-from bractivate.train import _compiled_forward, fit, predict_batches, seed_everything
+from bractivate.train import compiled_forward, fit, predict_batches, seed_everything
 from conftest import blob_dataset
 
 
@@ -47,7 +47,7 @@ def test_compiled_recalibration_matches_the_eager_one_and_leaves_the_momentum_al
         bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, "float32"))
         bn.moving_variance.assign(np.ones(bn.moving_variance.shape, "float32"))
 
-    forward = _compiled_forward(model, "auto")
+    forward = compiled_forward(model, "auto")
     assert forward is not model
     recalibrate_batchnorm(model, x, batch_size=4, forward=forward)
     for bn, (mean, var) in zip(layers, eager):
@@ -61,7 +61,7 @@ def test_compiled_recalibration_matches_the_eager_one_and_leaves_the_momentum_al
     model(x[:4], training=True)
     assert all(layer.momentum == 0.99 for layer in layers)
     assert 0 < np.abs(_numpy(bn.moving_mean) - before).max() < 0.05 * np.abs(before).max()
-    assert _compiled_forward(model, "eager") is model
+    assert compiled_forward(model, "eager") is model
 
 
 def test_recalibration_changes_no_weight_but_the_statistics():
