@@ -16,7 +16,7 @@ import bractivate.figures as figures
 from bractivate.figures import FIGURE_JOBS, figure_job, layout_problems, search_trace_figure
 from bractivate.outputs import DEPTH_STUDY, FIGURES, LOSS_STUDY
 from bractivate.report import dice_time, load_histories, load_train_metrics, table_dice_time
-from test_report import write_stage_outputs
+from helpers import write_stage_outputs
 
 STYLE = {"dpi": 100, "style": "whitegrid"}
 ROOT = Path(__file__).resolve().parents[1]

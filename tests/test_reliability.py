@@ -20,8 +20,7 @@ from bractivate.data import extract, fetch, preprocess, preprocess_cli, read_raw
 from bractivate.genome import Genome
 from bractivate.io import load_dataset
 from bractivate.predict import predict_folder
-from conftest import blob_dataset
-from test_download import DIGEST, FAST, Server
+from helpers import DIGEST, FAST, Server, blob_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "reliability.md").read_text()

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -21,34 +19,13 @@ import pytest
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-# The package too: the scripts import the one beside the Snakefile, so the copy tests this checkout.
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "presets", "envs", "profiles", "report", "config.yaml",
-                  "bractivate")
-
-
-def snakemake(*args, cwd=ROOT, timeout=600, check=True):
-    done = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
-    return done
+from helpers import BIN, ROOT, copy_workflow, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
     """The 'Job stats' table of a dry run."""
     table = output.split("Job stats:")[1]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name)
-        elif src.exists():
-            shutil.copy(src, dest / name)
-    return dest
 
 
 def test_lint_is_clean():
@@ -254,6 +231,14 @@ def _check_complete(path: Path) -> None:
             assert archive.testzip() is None, path
 
 
+FIRST_EPOCH = re.compile(r"\bepoch 1/\d+")  # bractivate.progress's line after a training's first epoch
+
+
+def _logged(logs, pattern: re.Pattern) -> bool:
+    """Whether any of the log files ``logs`` holds a line that matches ``pattern``."""
+    return any(pattern.search(log.read_text(errors="replace")) for log in logs)
+
+
 @pytest.mark.e2e
 def test_killed_dag_completes_with_rerun_incomplete(tmp_path):
     """SIGKILL Snakemake and its jobs while training jobs run; no output is half-written, and
@@ -264,12 +249,12 @@ def test_killed_dag_completes_with_rerun_incomplete(tmp_path):
     proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=work, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # Killed once a training job has logged its first epoch: past its imports and training.
         deadline = time.monotonic() + 400
-        while not list(work.glob("logs/train_best/lungs/*/trial1.log")):
+        while not _logged(work.glob("logs/train_best/lungs/*/trial1.log"), FIRST_EPOCH):
             assert proc.poll() is None, "the DAG finished before it could be killed"
-            assert time.monotonic() < deadline, "no training job started"
+            assert time.monotonic() < deadline, "no training job logged its first epoch within 400 s"
             time.sleep(0.2)
-        time.sleep(4)  # the job is past its imports, training or writing its outputs
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
