@@ -155,6 +155,7 @@ def test_the_export_refuses_a_model_trained_on_other_data(trained, tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_rest_of_the_pipeline_does_not_import_the_export_packages():
     modules = ["bractivate.cli", "bractivate.pipeline", "bractivate.search", "bractivate.predict",
                "bractivate.report", "bractivate.figures", "bractivate.ablation", "bractivate.data"]

@@ -693,7 +693,9 @@ OUTCOMES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+# The config rows start Snakemake for a dry run: seconds each, so they are the slow lane's.
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name.startswith("config-") else name
+                                  for name in CATALOGUE])
 def test_bad_input_gets_its_documented_error(name, tmp_path):
     trigger, expected = CATALOGUE[name]
     with pytest.raises(Exception) as err:

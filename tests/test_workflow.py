@@ -28,6 +28,7 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
+@pytest.mark.slow
 def test_lint_is_clean():
     done = snakemake("--lint", "--configfile", "presets/tiny.yaml")
     assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr
@@ -38,6 +39,7 @@ def test_snakefmt_is_clean():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_preset_replaces_the_data_sets():
     # The Snakefile reads Snakemake's private ``workflow.config_settings.overwrite_config``.
     from snakemake.settings.types import ConfigSettings
@@ -124,6 +126,7 @@ def test_every_rule_logs_and_training_rules_benchmark():
             assert f"\n{indent}benchmark:" in block, f"GPU rule {name} has no benchmark:"
 
 
+@pytest.mark.slow
 def test_paper_config_dry_run_job_counts():
     done = snakemake("-n", "--quiet", "rules")
     counts = job_counts(done.stdout)
@@ -136,6 +139,7 @@ def test_paper_config_dry_run_job_counts():
     assert counts["baseline"] == n_sets * 6 * trials
 
 
+@pytest.mark.slow
 def test_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("search:\n  epoch: 3\n")
@@ -300,6 +304,7 @@ def test_predict_writes_masks_at_native_size(tiny_run, tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 4
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
     out = snakemake("--profile", "profiles/slurm", "-n", timeout=300).stdout
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
@@ -313,6 +318,7 @@ def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
     assert {"search", "train_best", "ablation", "baseline", "preprocess", "tables"} <= seen
 
 
+@pytest.mark.slow
 def test_config_files_are_read_with_the_project_reader(tmp_path):
     # The Snakefile reads Snakemake's private ``workflow.configfiles`` (config.yaml and every --configfile).
     (tmp_path / "p.yaml").write_text("train:\n  epochs: 3\ntrain:\n  epochs: 4\n")
