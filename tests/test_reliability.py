@@ -704,7 +704,8 @@ def test_bad_input_gets_its_documented_error(name, tmp_path):
     assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
 
 
-@pytest.mark.parametrize("name", list(OUTCOMES))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name.startswith("config-") else name
+                                  for name in OUTCOMES])
 def test_input_read_correctly_gets_its_documented_result(name, tmp_path):
     trigger, expected = OUTCOMES[name]
     outcome = trigger(tmp_path)
