@@ -3,6 +3,7 @@
 (the Keras backend is fixed at import), variants alternating over rounds.
 
     python benchmarks/baseline_fit.py [--models r2unet,unetpp,nasunet] [--rounds 2] [--epochs 30]
+        [--profile DIR]
 
 Variants per model:
 
@@ -15,12 +16,14 @@ Variants per model:
 Each run prints one JSON line: seconds to import Keras, to build the model, for ``fit`` in all,
 its first epoch (tracing included) and the median of the others, and the seconds inside the
 re-estimation and validation passes. The last line gives, per model, the median ``fit``
-seconds of each variant and their ratio.
+seconds of each variant and their ratio. With ``--profile DIR`` each run also writes its
+``cProfile`` statistics to ``DIR/<model>_<variant>.pstats`` (read them with ``python -m pstats``).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import shutil
@@ -30,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import machine, synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"nasunet": ("torch", "auto")}
@@ -61,17 +66,17 @@ def run_one(model_name: str, variant: str, epochs: int, data_path: str) -> dict:
         return wrapper
 
     train.recalibrate_batchnorm = timed("recalibrate", train.recalibrate_batchnorm)
-    train._mean_bce = timed("validate", train._mean_bce)
+    train.mean_bce = timed("validate", train.mean_bce)
     if variant == "eager":  # the passes as fit ran them before: eager calls of the model
-        train._compiled_forward = lambda model, execution: model
+        train.compiled_forward = lambda model, execution: model
     epoch_seconds = []
-    end_of_training = train._ValidateAndStop.on_train_end
+    end_of_training = train.ValidateAndStop.on_train_end
 
     def keep_seconds(self, logs=None):
         epoch_seconds.extend(self.seconds)
         end_of_training(self, logs)
 
-    train._ValidateAndStop.on_train_end = keep_seconds
+    train.ValidateAndStop.on_train_end = keep_seconds
     train.seed_everything(2)
     model = build_baseline(model_name, data.input_shape, width_scale=0.0625)
     built = time.perf_counter()
@@ -82,7 +87,8 @@ def run_one(model_name: str, variant: str, epochs: int, data_path: str) -> dict:
             "import_s": round(imported - start, 2), "build_s": round(built - imported, 2),
             "fit_s": round(done - built, 2), "first_epoch_s": round(epoch_seconds[0], 2),
             "median_epoch_s": round(statistics.median(epoch_seconds[1:]), 3),
-            "recalibrate_s": round(seconds["recalibrate"], 2), "validate_s": round(seconds["validate"], 2)}
+            "recalibrate_s": round(seconds["recalibrate"], 2), "validate_s": round(seconds["validate"], 2),
+            "machine": machine()}
 
 
 def main(argv=None) -> None:
@@ -92,18 +98,22 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--images", type=int, default=20, help="synthetic em images (the demo's 20)")
     parser.add_argument("--size", type=int, default=64, help="image side after preprocessing (the demo's 64)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="write each run's cProfile statistics here")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "VARIANT", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(*args.one[:2], args.epochs, args.one[2])))
+        model, variant, data = args.one
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            with cProfile.Profile() as profile:
+                result = run_one(model, variant, args.epochs, data)
+            profile.dump_stats(args.profile / f"{model}_{variant}.pstats")
+        else:
+            result = run_one(model, variant, args.epochs, data)
+        print(json.dumps(result))
         return
-    sys.path.insert(0, str(ROOT))
-    from bractivate.data import prepare
-
     tmp = Path(tempfile.mkdtemp(prefix="baseline_fit_"))
-    entry = {"format": "synthetic", "source": "synthetic",
-             "synthetic": {"task": "em", "n": args.images, "seed": 2, "size": [128, 128]}}
-    prepare("em", entry, tmp / "raw", tmp / "data.h5", image_size=args.size)
+    data = synthetic_dataset(tmp, "em", args.images, seed=2, image_size=args.size)
     results = []
     for _ in range(args.rounds):
         for name in args.models.split(","):
@@ -112,8 +122,9 @@ def main(argv=None) -> None:
                 env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "",
                        "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
                        "TF_CPP_MIN_LOG_LEVEL": "3"}
-                done = subprocess.run([sys.executable, __file__, "--one", name, variant, str(tmp / "data.h5"),
-                                       "--epochs", str(args.epochs)],
+                done = subprocess.run([sys.executable, __file__, "--one", name, variant, str(data),
+                                       "--epochs", str(args.epochs),
+                                       *(["--profile", str(args.profile.resolve())] if args.profile else [])],
                                       env=env, capture_output=True, text=True, check=True)
                 results.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(json.dumps(results[-1]), flush=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +26,9 @@ import keras
 import numpy as np
 
 from bractivate import evaluation, train
-from bractivate.data import prepare
 from bractivate.io import load_dataset
 from bractivate.search import run_search
+from common import machine, synthetic_dataset
 
 
 def main() -> None:
@@ -42,13 +41,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = evaluation.SearchSettings(evaluations=args.evaluations, epochs=args.epochs,
                                          execution=args.execution, depth_range=(2, 5), time_measure="flops")
-    entry = {"format": "synthetic", "source": "synthetic",
-             "synthetic": {"task": args.task, "n": 138, "seed": 7, "size": [128, 128]}}
     summary = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        prepare(args.task, entry, tmp / "raw", tmp / "data.h5", image_size=128)
-        data = load_dataset(tmp / "data.h5")
+        data = load_dataset(synthetic_dataset(tmp, args.task, 138, seed=7, image_size=128))
         x_val, y_val = data.split("val")
         for mode in args.modes:
             rows = []
@@ -79,7 +75,7 @@ def main() -> None:
                 "wall_s": round(time.perf_counter() - start, 1),
             }
             print(json.dumps({"benchmark": "batchnorm", "mode": mode, "task": args.task,
-                              "backend": keras.config.backend(), "machine": platform.machine(),
+                              "backend": keras.config.backend(), "machine": machine(),
                               "n_val": len(x_val), **summary[mode]}), flush=True)
     keys = ("epochs_median", "epochs_min_max", "best_val_dice")
     print(json.dumps({"benchmark": "batchnorm",

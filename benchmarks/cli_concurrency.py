@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from bractivate.data import write_synthetic
 from bractivate.runtime import available_cores, default_threads
+from common import machine
 
 BRACTIVATE = str(Path(sys.executable).parent / "bractivate")
 SETTINGS = {"population": 3, "evaluations": 4, "epochs": 8, "learning_rate": 0.01, "patience": 3,
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     cores = available_cores()
-    results = {"cores": cores, "default_threads": default_threads(), "python": platform.python_version(),
+    results = {"cores": cores, "default_threads": default_threads(), "machine": machine(),
                "keras_backend": os.environ.get("KERAS_BACKEND", "torch (the commands' default)"), "variants": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

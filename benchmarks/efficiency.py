@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from bractivate.genome import Genome
 from bractivate.io import load_dataset, read_json
 from bractivate.pipeline import train_full, train_genome_job
 from bractivate.train import seed_everything
+from common import machine, workflow_config
 
 
 def main() -> None:
@@ -39,9 +39,8 @@ def main() -> None:
         best = read_json(work / f"results/search/{dataset}/main/trial1/best_genome.json")
         seed = read_json(work / f"results/train/{dataset}/main/trial1/metrics.json")["seed"]
         data = load_dataset(work / f"resources/{dataset}.h5")
-        # the protocol of the demo's train_best (schema defaults for the keys the preset leaves out)
-        train = {"learning_rate": 1e-3, "patience": None, "min_delta": 0.0, "execution": "auto",
-                 "precision": "float32", **demo["train"]}
+        # the protocol of the demo's train_best: config.yaml's train section under the preset's
+        train = {"precision": "float32", **workflow_config(work / "presets/demo.yaml")["train"]}
         with tempfile.TemporaryDirectory() as tmp:
             files = {"model_path": None, "metrics_path": Path(tmp) / "m.json", "history_path": Path(tmp) / "h.tsv"}
             ours = train_genome_job(Genome.from_dict(best["genome"]), data, train, seed=seed, **files,
@@ -54,7 +53,7 @@ def main() -> None:
                      "seconds_per_epoch_ratio": round(unet["seconds_per_epoch"] / ours["seconds_per_epoch"], 2),
                      "dice_bractivate": round(ours["test_dice"], 4), "dice_unet": round(unet["test_dice"], 4),
                      "dice_difference": round(ours["test_dice"] - unet["test_dice"], 4)})
-    print(json.dumps({"benchmark": "efficiency", "backend": keras.config.backend(), "machine": platform.machine(),
+    print(json.dumps({"benchmark": "efficiency", "backend": keras.config.backend(), "machine": machine(),
                       "rows": rows}))
 
 

@@ -10,14 +10,14 @@ variables driven by torch calls and the compiled Keras Adam), ``plain`` is ``tor
 with ``torch.optim.Adam``. After one warm-up epoch each, epochs alternate between the three
 (interleaving makes the ratios robust to other load on the machine; the absolute times are
 not) and the median epoch time of each is used. Prints one JSON line per size, then the worst
-``torch_exec`` / ``plain`` ratio over the sizes on the last line.
+``torch_exec`` / ``plain`` ratio over the sizes on the last line. ``--profile`` also prints, per
+size, where one epoch of the Keras steps spends its time (``torch.profiler``, to stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from bractivate.genome import Genome, block_widths, unet_skip_edges
 from bractivate.model import build_model, count_params
 from bractivate.torch_exec import TorchProgram, train_steps
+from common import machine  # noqa: E402
 
 
 class PlainUNet(nn.Module):
@@ -65,6 +66,14 @@ class PlainUNet(nn.Module):
         for i in reversed(range(self.depth)):
             x = self.dec[i](torch.cat([self.up[i](x), skips[i]], dim=1))
         return torch.sigmoid(self.head(x))
+
+
+def print_profile(epoch, title: str, rows: int = 15) -> None:
+    """Run ``epoch`` once under ``torch.profiler`` and print its ops by their own CPU time to stderr."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        epoch()
+    print(f"== {title}\n{profile.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows)}",
+          file=sys.stderr)
 
 
 def one_size(size: int, args) -> dict:
@@ -103,6 +112,8 @@ def one_size(size: int, args) -> dict:
     runs = {"keras": keras_epoch, "torch_exec": exec_epoch, "plain": plain_epoch}
     for run in runs.values():
         run()  # warm-up: first-call allocations, optimizer state
+    if args.profile:
+        print_profile(keras_epoch, f"one epoch of Keras steps at {size}x{size}")
     seconds = {name: [] for name in runs}
     for _ in range(args.rounds):
         for name, run in runs.items():
@@ -112,7 +123,7 @@ def one_size(size: int, args) -> dict:
     med = {name: float(np.median(s)) for name, s in seconds.items()}
     return {"benchmark": "framework_overhead", "size": size, "depth": args.depth, "filters": args.filters,
             "params": params, "images": args.images, "batch_size": args.batch_size, "rounds": args.rounds,
-            "threads": torch.get_num_threads(), "machine": platform.machine(),
+            "threads": torch.get_num_threads(), "machine": machine(),
             **{f"seconds_per_epoch_{k}": round(v, 4) for k, v in med.items()},
             "ratio_keras": round(med["keras"] / med["plain"], 3),
             "ratio_torch_exec": round(med["torch_exec"] / med["plain"], 3)}
@@ -126,6 +137,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one Keras epoch")
     args = parser.parse_args()
     if keras.config.backend() != "torch":
         raise SystemExit(f"set KERAS_BACKEND=torch (got {keras.config.backend()!r})")

@@ -25,8 +25,8 @@ $PY -c "import keras, torch, jax; print('keras', keras.__version__, 'torch', tor
 
 # One synthetic data set for every step: 138 lung-like images at 128×128, as in the paper.
 DATA=$WORK/lungs.h5
-$PY -c "import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path; \
-from input_pipeline import synthetic_lungs; synthetic_lungs(Path(sys.argv[1]), 138, 128)" "$DATA" || exit 1
+$PY -c "import sys; sys.path.insert(0, 'benchmarks'); from common import synthetic_dataset; \
+synthetic_dataset(sys.argv[1], 'lungs', 138, seed=0, image_size=128, size=256)" "$WORK" || exit 1
 
 step() {  # step NAME SECONDS BACKEND SCRIPT ARGS...: one benchmark, cut off after SECONDS
     local name=$1 limit=$2 backend=$3

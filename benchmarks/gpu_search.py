@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from input_pipeline import synthetic_lungs  # noqa: E402
+from common import machine, synthetic_dataset, workflow_config  # noqa: E402
 
 from bractivate.io import load_dataset  # noqa: E402
 from bractivate.search import run_search  # noqa: E402
@@ -31,19 +30,20 @@ from bractivate.evaluation import SearchSettings  # noqa: E402
 from bractivate.train import EXECUTIONS, PRECISIONS  # noqa: E402
 
 PAPER_HOURS = 0.483
+SEARCH = workflow_config()["search"]  # the paper's search settings, config.yaml's
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="a preprocessed HDF5 data set (default: synthetic lungs)")
-    parser.add_argument("--evaluations", type=int, default=40)
+    parser.add_argument("--evaluations", type=int, default=SEARCH["evaluations"])
     parser.add_argument("--budget-s", type=float, default=300)
     parser.add_argument("--execution", default="auto", choices=list(EXECUTIONS))
     parser.add_argument("--precision", default="float32", choices=list(PRECISIONS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = load_dataset(args.data or synthetic_lungs(tmp / "lungs.h5", 138, 128))
+        data = load_dataset(args.data or synthetic_dataset(tmp, "lungs", 138, seed=0, image_size=128, size=256))
         times: list[float] = []
         start = time.perf_counter()
         last = [start]
@@ -59,20 +59,22 @@ def main() -> None:
             if now - start > args.budget_s:
                 raise TimeoutError
 
-        settings = SearchSettings(population=20, evaluations=args.evaluations, epochs=50, patience=10,
-                                  min_delta=0.05, batch_size=16, execution=args.execution,
-                                  precision=args.precision, seed=0)
+        settings = SearchSettings(population=SEARCH["population"], evaluations=args.evaluations,
+                                  epochs=SEARCH["epochs"], patience=SEARCH["patience"],
+                                  min_delta=SEARCH["min_delta"], batch_size=SEARCH["batch_size"],
+                                  execution=args.execution, precision=args.precision, seed=0)
         try:
             run_search(data, settings, tmp / "state.json", tmp / "history.tsv", on_evaluation=tick)
         except TimeoutError:
             pass
     per_eval = sum(times) / len(times)
-    hours = per_eval * 40 / 3600
+    hours = per_eval * SEARCH["evaluations"] / 3600
     print(json.dumps({
-        "benchmark": "gpu_search", "backend": keras.config.backend(), "machine": platform.node(),
+        "benchmark": "gpu_search", "backend": keras.config.backend(), "machine": machine(),
         "execution": args.execution, "precision": args.precision,
         "train_images": len(data.splits["train"]), "evaluations_measured": len(times),
-        "seconds_per_evaluation": round(per_eval, 2), "hours_per_40_evaluations": round(hours, 3),
+        "seconds_per_evaluation": round(per_eval, 2), "search_evaluations": SEARCH["evaluations"],
+        "hours_per_search": round(hours, 3),
         "paper_hours_v100": PAPER_HOURS, "ratio_to_paper": round(hours / PAPER_HOURS, 3),
     }), flush=True)
 

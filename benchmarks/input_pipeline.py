@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +22,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bractivate.data import prepare
 from bractivate.genome import Genome, unet_skip_edges
 from bractivate.io import load_dataset
 from bractivate.model import build_model
 from bractivate.train import EXECUTIONS, seed_everything, use_precision
+from common import machine, synthetic_dataset
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -42,12 +41,9 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def synthetic_lungs(path: Path, images: int, size: int) -> Path:
-    """Synthetic lung-like images at ``size``×``size`` written to ``path`` (HDF5)."""
-    entry = {"format": "synthetic", "source": "synthetic",
-             "synthetic": {"task": "lungs", "n": images, "seed": 0, "size": [2 * size, 2 * size]}}
-    prepare("lungs", entry, path.parent / "raw", path, image_size=size)
-    return path
+def synthetic_lungs(folder: Path, images: int, size: int) -> Path:
+    """Synthetic lung-like images at ``size``×``size``, drawn at twice that, as ``folder/lungs.h5``."""
+    return synthetic_dataset(folder, "lungs", images, seed=0, image_size=size, size=2 * size)
 
 
 def measure(data, precision: str, epochs: int, rounds: int, batch_size: int, execution: str) -> dict:
@@ -82,12 +78,12 @@ def main() -> None:
     parser.add_argument("--precisions", default="float32")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.data or synthetic_lungs(Path(tmp) / "lungs.h5", args.images, args.size)
+        path = args.data or synthetic_lungs(Path(tmp), args.images, args.size)
         data = load_dataset(path)
     for precision in args.precisions.split(","):
         row = measure(data, precision, args.epochs, args.rounds, args.batch_size, args.execution)
         print(json.dumps({"benchmark": "input_pipeline", "backend": keras.config.backend(),
-                          "machine": platform.node(), "execution": args.execution, **row}), flush=True)
+                          "machine": machine(), "execution": args.execution, **row}), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # common.py, also where the tests load this file
+from common import workflow_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Images per data set of config.yaml (docs/data.md): Montgomery 138, Lucchi EM 2 x 165 slices,
@@ -51,7 +55,16 @@ MACHINES = {
     },
 }
 ASSUMED = {"download": 60.0, "cpu_job": 10.0}  # assumed: network-bound downloads; report jobs
-FULL_EPOCHS, EVALUATIONS, TRAIN_SHARE = 200, 40, 0.7
+
+
+def search_and_training_budget(config: Mapping) -> dict:
+    """A config's evaluations per search, epochs per full training (and ablation and baseline)
+    and the share of a data set's images that trains."""
+    return {"evaluations": int(config["search"]["evaluations"]), "epochs": int(config["train"]["epochs"]),
+            "train_share": float(config["split"]["train"])}
+
+
+BUDGET = search_and_training_budget(workflow_config())  # config.yaml's
 
 
 @dataclass
@@ -94,23 +107,23 @@ def parse_dry_run(text: str) -> list[Job]:
     return jobs
 
 
-def job_cost(job: Job, machine: dict) -> float:
-    """Seconds the job takes alone on ``machine``."""
+def job_cost(job: Job, machine: dict, budget: Mapping = BUDGET) -> float:
+    """Seconds the job takes alone on ``machine`` under ``budget`` (:func:`search_and_training_budget`)."""
     n = DATASET_IMAGES.get(job.wildcards.get("dataset", ""), 0)
     if job.rule == "download":
         return ASSUMED["download"]
     if job.rule == "preprocess":
         return machine["job_start"] + n * machine["preprocess_per_image"]
-    epoch = machine["epoch_per_train_image"] * n * TRAIN_SHARE
+    epoch = machine["epoch_per_train_image"] * n * budget["train_share"]
     if job.rule == "search":
-        return machine["job_start"] + EVALUATIONS * machine["search_eval_per_image"] * n
+        return machine["job_start"] + budget["evaluations"] * machine["search_eval_per_image"] * n
     if job.rule in ("train_best", "ablation"):
-        return machine["job_start"] + FULL_EPOCHS * epoch
+        return machine["job_start"] + budget["epochs"] * epoch
     if job.rule == "baseline":
         # assumed: up to 1e7 parameters an epoch costs what the plain UNet's does (a small model
         # leaves the GPU idle); beyond, it grows with the parameters
         size = BASELINE_PARAMS.get(job.wildcards.get("model"), 1e7) / 1e7
-        return machine["job_start"] + FULL_EPOCHS * epoch * max(1.0, size)
+        return machine["job_start"] + budget["epochs"] * epoch * max(1.0, size)
     return ASSUMED["cpu_job"] if job.rule != "all" else 0.0
 
 
@@ -179,6 +192,7 @@ def main() -> None:
     parser.add_argument("--sharing", type=Path, help="JSON {k: aggregate throughput of k jobs on one GPU}")
     args = parser.parse_args()
     jobs = dry_run_jobs(args.configfile)
+    budget = search_and_training_budget(workflow_config(args.configfile))
     sharing = {int(k): float(v) for k, v in json.loads(args.sharing.read_text()).items()} if args.sharing else {}
     counts = {}
     for job in jobs:
@@ -193,7 +207,7 @@ def main() -> None:
     for name, gpu_jobs, per_gpu, table, label in scenarios:
         machine = MACHINES[name]
         for job in jobs:
-            job.cost = job_cost(job, machine)
+            job.cost = job_cost(job, machine, budget)
         seconds = simulate(jobs, machine["cores"], gpu_jobs, 1, per_gpu, table)
         total = {r: round(sum(j.cost for j in jobs if j.rule == r) / 3600, 2) for r in GPU_RULES}
         print(json.dumps({"machine": name, "resources_gpu": gpu_jobs, "jobs_per_gpu": per_gpu,

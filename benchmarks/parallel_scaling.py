@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -52,7 +53,7 @@ def main() -> None:
             # each search job's own wall time, from its Snakemake benchmark file
             jobs[cores] = [round(float(pd.read_csv(path, sep="\t")["s"].iloc[0]), 1) for path in
                            sorted((work / "results/benchmarks/search").rglob("*.tsv"))]
-    print(json.dumps({"benchmark": "parallel_scaling", "machine": platform.machine(),
+    print(json.dumps({"benchmark": "parallel_scaling", "machine": machine(),
                       "seconds_cores1": round(seconds[1], 1), "seconds_cores2": round(seconds[2], 1),
                       "speedup": round(seconds[1] / seconds[2], 3),
                       "job_seconds_cores1": jobs[1], "job_seconds_cores2": jobs[2]}))

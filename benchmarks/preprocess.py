@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bractivate.data import preprocess, read_raw, write_synthetic
+from common import machine
 
 # (height, width): images of that size in DSB2018 stage1_train (670 in all)
 DSB2018_SIZES = {
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         "workers": args.workers,
         "seconds": round(seconds, 2),
         "images_per_second": round(len(dataset.names) / seconds, 2),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+        "machine": machine(),
     }
     print(json.dumps(result))
     return result

@@ -97,7 +97,7 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-class _ValidateAndStop(keras.callbacks.Callback):
+class ValidateAndStop(keras.callbacks.Callback):
     """The end of every epoch: BatchNormalization statistics re-estimated on the train split
     (:mod:`bractivate.batchnorm`), the validation loss in inference mode, early stopping, and
     the epoch's wall time, training and validation together.
@@ -128,7 +128,7 @@ class _ValidateAndStop(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.batchnorm == "recalibrate":
             recalibrate_batchnorm(self.model, self.train_x, self.batch_size, forward=self.forward)
-        val_loss = _mean_bce(self.forward, self.val_x, self.val_y, self.batch_size)
+        val_loss = mean_bce(self.forward, self.val_x, self.val_y, self.batch_size)
         if logs is not None:
             logs["val_loss"] = val_loss  # the same dict reaches the History callback after this one
         loss = val_loss
@@ -156,7 +156,7 @@ class _ValidateAndStop(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def _mean_bce(forward, x, y, batch_size: int) -> float:
+def mean_bce(forward, x, y, batch_size: int) -> float:
     """Binary cross-entropy of ``forward`` in inference mode on ``(x, y)``, averaged over pixels,
     as Keras' ``binary_crossentropy`` computes it (probabilities clipped to [1e-7, 1 - 1e-7])."""
     total, count = 0.0, 0
@@ -239,7 +239,7 @@ def _build_loss(model: keras.Model) -> None:
         loss.build(keras.KerasTensor(output.shape, "float32"), output)
 
 
-def _compiled_forward(model: keras.Model, execution: str):
+def compiled_forward(model: keras.Model, execution: str):
     """``model(x, training=...)`` for the end-of-epoch passes (statistics re-estimation and
     validation): on TensorFlow a function traced once per mode, unless execution is ``eager``;
     elsewhere the model itself. Eager TensorFlow calls made those passes 27.9 of a demo R2-UNet's
@@ -291,9 +291,9 @@ def fit(model: keras.Model, data: Dataset, *, epochs: int, batch_size: int, lear
     program = _torch_program(model) if execution == "torch" else None
     if program is not None:
         x_train, y_train, x_val, y_val = _torch_exec().on_device(x_train, y_train, x_val, y_val)
-    stopper = _ValidateAndStop(program or _compiled_forward(model, execution), x_train, x_val, y_val,
-                               batch_size=batch_size, patience=patience, min_delta=min_delta, batchnorm=batchnorm,
-                               monitor=monitor)
+    stopper = ValidateAndStop(program or compiled_forward(model, execution), x_train, x_val, y_val,
+                              batch_size=batch_size, patience=patience, min_delta=min_delta, batchnorm=batchnorm,
+                              monitor=monitor)
     if program is not None:
         history = _torch_exec().fit_arrays(model, program, x_train, y_train, epochs=epochs,
                                            batch_size=batch_size, callbacks=[stopper, *callbacks])

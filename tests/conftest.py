@@ -1,41 +1,56 @@
-"""Shared fixtures: small deterministic data sets held in memory."""
+"""Shared fixtures, and the Keras backend every test runs on: the workflow's.
+
+Tests run on the backend the workflow's training jobs use, the default of ``keras_backend`` in
+schemas/config.schema.yaml, unless ``KERAS_BACKEND`` is set. A test that needs TensorFlow in
+its own process (the keras-unet-collection baselines, TensorFlow's traced passes) carries the
+``tensorflow`` mark and is skipped on another backend; ``./run.sh test`` and ``./run.sh fast``
+run those tests in a second pytest process with ``KERAS_BACKEND=tensorflow``.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from bractivate.config import read_yaml
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def workflow_backend(schema: Path = SCHEMA) -> str:
+    """The default of ``keras_backend`` in the config schema ``schema``."""
+    try:
+        return read_yaml(schema, "config schema")["properties"]["keras_backend"]["default"]
+    except (KeyError, TypeError) as err:
+        raise KeyError(f"{schema}: expected properties.keras_backend.default, the workflow's Keras backend; "
+                       f"missing {err}") from None
+
+
+os.environ.setdefault("KERAS_BACKEND", workflow_backend())
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
-import pytest
+import pytest  # noqa: E402
 
-from bractivate.io import Dataset
+from bractivate.io import Dataset  # noqa: E402
+
+from helpers import blob_dataset, copy_workflow, snakemake  # noqa: E402
 
 
-def blob_dataset(n: int = 32, size: int = 64, seed: int = 0) -> Dataset:
-    """Bright discs on a noisy background; the mask is the discs. 70/10/20 split."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images = np.empty((n, size, size, 1), "float32")
-    masks = np.empty((n, size, size, 1), "uint8")
-    for i in range(n):
-        mask = np.zeros((size, size), bool)
-        for _ in range(rng.integers(1, 4)):
-            cy, cx = rng.integers(8, size - 8, 2)
-            mask |= (yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(4, 10) ** 2
-        image = 0.6 * mask + 0.2 + 0.1 * rng.standard_normal((size, size))
-        image = (image - image.min()) / (image.max() - image.min())
-        images[i, ..., 0], masks[i, ..., 0] = image, mask
-    order = rng.permutation(n)
-    n_train, n_val = round(0.7 * n), round(0.1 * n)
-    splits = {"train": np.sort(order[:n_train]), "val": np.sort(order[n_train:n_train + n_val]),
-              "test": np.sort(order[n_train + n_val:])}
-    return Dataset(images, masks, splits, [f"blob{i}" for i in range(n)], {"source": "test"})
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``tensorflow`` tests unless this process runs on TensorFlow."""
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"needs the TensorFlow backend, this process runs on {backend!r}: "
+                                   "KERAS_BACKEND=tensorflow pytest -m tensorflow")
+    for item in items:
+        if "tensorflow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def blobs() -> Dataset:
+    """The default blob data set (:func:`helpers.blob_dataset`), built once per session."""
     return blob_dataset()
 
 
@@ -43,8 +58,6 @@ def blobs() -> Dataset:
 def tiny_run(tmp_path_factory):
     """The whole DAG of presets/tiny.yaml in a copy of the workflow, once per session: the
     end-to-end tests and the browser test of its report read the same run."""
-    from test_workflow import copy_workflow, snakemake
-
     work = copy_workflow(tmp_path_factory.mktemp("workflow"))
     snakemake("--cores", "2", "--configfile", "presets/tiny.yaml", cwd=work, timeout=1500)
     return work

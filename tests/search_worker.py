@@ -7,11 +7,10 @@ import sys
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 sys.path.insert(0, __file__.rsplit("/", 2)[0])  # this checkout's package, not an installed one
 
-from conftest import blob_dataset  # noqa: E402
+from helpers import blob_dataset, tiny_settings  # noqa: E402
 
 from bractivate.search import run_search  # noqa: E402
 
-from test_search import tiny_settings  # noqa: E402
 
 logging.basicConfig(level=logging.INFO)
 state, history, seed, evaluations = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

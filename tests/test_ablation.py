@@ -60,6 +60,7 @@ def test_zeroing_changes_only_the_ablated_block_and_those_after_it(blobs):
         assert zeroed[block] != pytest.approx(intact[block], rel=1e-4), block
 
 
+@pytest.mark.slow
 def test_run_ablation_writes_every_block_of_every_model(blobs, tmp_path):
     keras.utils.set_random_seed(2)
     model = build_model(GENOME, blobs.input_shape)

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from bractivate.io import write_dataset
-from conftest import blob_dataset
+from helpers import blob_dataset
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
 def test_two_evaluation_search_on_the_torch_backend(tmp_path):

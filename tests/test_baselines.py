@@ -18,6 +18,9 @@ from bractivate.baselines import (
 )
 from bractivate.batchnorm import batchnorm_layers
 
+# keras-unet-collection builds on tensorflow.keras: the module runs on TensorFlow, as the workflow's baselines do.
+pytestmark = pytest.mark.tensorflow
+
 TINY = 0.125
 
 

@@ -8,8 +8,8 @@ from bractivate.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from bractivate.genome import Genome, unet_skip_edges
 from bractivate.model import build_model
 from bractivate.scores import dice
-from bractivate.train import _compiled_forward, fit, predict_batches, seed_everything
-from conftest import blob_dataset
+from bractivate.train import compiled_forward, fit, predict_batches, seed_everything
+from helpers import blob_dataset
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -35,7 +35,7 @@ def test_recalibration_sets_the_statistics_of_the_current_weights():
     np.testing.assert_allclose(_numpy(bn.moving_mean), features.mean(0), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the compiled passes are TensorFlow's")
+@pytest.mark.tensorflow  # the compiled passes are TensorFlow's
 def test_compiled_recalibration_matches_the_eager_one_and_leaves_the_momentum_alone():
     seed_everything(3)
     model = build_model(Genome(2, 4, tuple(unet_skip_edges(2))), (16, 16, 1))
@@ -47,7 +47,7 @@ def test_compiled_recalibration_matches_the_eager_one_and_leaves_the_momentum_al
         bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, "float32"))
         bn.moving_variance.assign(np.ones(bn.moving_variance.shape, "float32"))
 
-    forward = _compiled_forward(model, "auto")
+    forward = compiled_forward(model, "auto")
     assert forward is not model
     recalibrate_batchnorm(model, x, batch_size=4, forward=forward)
     for bn, (mean, var) in zip(layers, eager):
@@ -61,7 +61,7 @@ def test_compiled_recalibration_matches_the_eager_one_and_leaves_the_momentum_al
     model(x[:4], training=True)
     assert all(layer.momentum == 0.99 for layer in layers)
     assert 0 < np.abs(_numpy(bn.moving_mean) - before).max() < 0.05 * np.abs(before).max()
-    assert _compiled_forward(model, "eager") is model
+    assert compiled_forward(model, "eager") is model
 
 
 def test_recalibration_changes_no_weight_but_the_statistics():
@@ -97,12 +97,14 @@ def one_step_runs():
     return {mode: _one_step_per_epoch(mode) for mode in ("recalibrate", "moving")}
 
 
+@pytest.mark.slow
 def test_inference_mode_matches_batch_statistics_at_one_step_per_epoch(one_step_runs):
     inference, batch_statistics = one_step_runs["recalibrate"]
     assert batch_statistics > 0.8
     assert abs(inference - batch_statistics) <= 0.02
 
 
+@pytest.mark.slow
 def test_a_few_dozen_steps_reach_a_dice_that_stale_statistics_cannot(one_step_runs):
     # Measured on this set: 0.994 recalibrated; 0.256 with Keras' moving averages (momentum
     # 0.99), whose stale validation losses also make the best-epoch restore keep an early epoch

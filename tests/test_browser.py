@@ -12,7 +12,7 @@ import re
 import shutil
 import pytest
 
-from test_workflow import ROOT, snakemake
+from helpers import ROOT, snakemake
 
 CHROMIUM = os.environ.get("BRACTIVATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 

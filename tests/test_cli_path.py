@@ -22,6 +22,8 @@ from bractivate.genome import Genome, unet_skip_edges
 from bractivate.io import read_json, write_json
 from bractivate.pipeline import TrainSettings, train_best_job
 
+from helpers import blob_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTEROP_THREADS")
 # Tiny settings appended to the README's commands (a later --set wins): the same commands, in seconds.
@@ -52,23 +54,6 @@ def readme_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## The package on its own", 1)[1].split("\n## ", 1)[0]
     return [shlex.split(line) for line in section.splitlines() if line.startswith("    bractivate ")]
-
-
-def blob_folder(root: Path, n: int, seed: int, masks: bool = True, size: tuple[int, int] = (24, 20)) -> None:
-    """``n`` grayscale images of a bright disc on noise (and its mask), of a native size that is
-    not the model's."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size[0], :size[1]]
-    (root / "images").mkdir(parents=True)
-    if masks:
-        (root / "masks").mkdir()
-    for i in range(n):
-        cy, cx = rng.integers(7, size[0] - 7), rng.integers(7, size[1] - 7)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 36
-        image = np.clip(0.6 * disc + 0.2 + 0.08 * rng.standard_normal(size), 0, 1)
-        Image.fromarray((image * 255).astype(np.uint8)).save(root / "images" / f"s{i}.png")
-        if masks:
-            Image.fromarray((disc * 255).astype(np.uint8)).save(root / "masks" / f"s{i}.png")
 
 
 @pytest.mark.slow
@@ -223,6 +208,7 @@ class _Capture:
         return b"".join(self.chunks).decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log-file"])
 def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log(trained_inputs, tmp_path, monkeypatch, terminal):
     root = trained_inputs

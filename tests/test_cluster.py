@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_workflow import copy_workflow
+from helpers import copy_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM_SH = REPO / "tests" / "cluster" / "slurm.sh"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-import threading
 import warnings
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -25,59 +23,7 @@ from bractivate.data import (
     validate_entry,
 )
 
-PAYLOAD = bytes(range(256)) * 400  # 100 kB
-DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
-FAST = dict(retries=2, backoff=0.01, timeout=5, progress=False)
-
-
-class Server:
-    """A local server whose routes behave as the test asks; records every request's Range."""
-
-    def __init__(self):
-        self.routes: dict[str, str] = {}
-        self.bodies: dict[str, bytes] = {}  # what an "ok" route serves; PAYLOAD by default
-        self.requests: list[tuple[str, str | None]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                rng = self.headers.get("Range")
-                outer.requests.append((self.path, rng))
-                kind = outer.routes.get(self.path, "404")
-                if kind == "404":
-                    self.send_error(404)
-                    return
-                if kind == "500":
-                    self.send_error(500)
-                    return
-                body = b"not the file" * 100 if kind == "wrong" else outer.bodies.get(self.path, PAYLOAD)
-                first_try = sum(p == self.path for p, _ in outer.requests) == 1
-                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-                if start >= len(body):
-                    self.send_error(416)
-                    return
-                if start:
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                if kind == "drop" and first_try:
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body[start:])
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+from helpers import DIGEST, FAST, PAYLOAD, Server
 
 
 @pytest.fixture

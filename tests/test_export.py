@@ -19,7 +19,7 @@ from bractivate.cli import main
 from bractivate.export import TOLERANCE, check_out_dir, check_segmentation_model
 from bractivate.genome import Genome, unet_skip_edges
 from bractivate.io import load_dataset, read_json, write_json
-from test_cli_path import blob_folder
+from helpers import blob_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,7 +27,7 @@ EXPORT_ONLY = ("onnx", "onnxruntime", "onnxscript", "bioimageio")
 
 
 def torch_env() -> dict:
-    """The environment of a `bractivate` command as a user runs it: PyTorch (the tests run TensorFlow)."""
+    """The environment of a `bractivate` command as a user runs it: PyTorch on one thread."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     return {**env, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
 
@@ -155,6 +155,7 @@ def test_the_export_refuses_a_model_trained_on_other_data(trained, tmp_path, cap
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_rest_of_the_pipeline_does_not_import_the_export_packages():
     modules = ["bractivate.cli", "bractivate.pipeline", "bractivate.search", "bractivate.predict",
                "bractivate.report", "bractivate.figures", "bractivate.ablation", "bractivate.data"]

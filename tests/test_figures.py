@@ -20,7 +20,7 @@ from bractivate.plotting import layout_problems
 from bractivate.report.frames import dice_time
 from bractivate.report.loaders import load_histories, load_train_metrics
 from bractivate.report.tables import table_dice_time
-from test_report import EXPERIMENTS, write_stage_outputs
+from helpers import EXPERIMENTS, write_stage_outputs
 
 STYLE = {"dpi": 100, "style": "whitegrid"}
 ROOT = Path(__file__).resolve().parents[1]

@@ -50,6 +50,7 @@ def test_genotype_is_the_published_one():
     validate_genotype(NAS_UNET_V3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("genotype, message", [
     (NAS_UNET_V3._replace(down=(("conv", 1),) + NAS_UNET_V3.down[1:]), "must be one of"),
     (NAS_UNET_V3._replace(up=(("up_conv", 0),) + NAS_UNET_V3.up[1:]), "must be one of"),
@@ -64,6 +65,7 @@ def test_invalid_genotypes_are_rejected(genotype: Genotype, message: str):
         validate_genotype(genotype)
 
 
+@pytest.mark.slow
 def test_parameter_count_in_published_range(model):
     assert 1.2e5 <= count_params(model) <= 4.8e5
 
@@ -102,6 +104,7 @@ def test_cell_graph_follows_the_genotype(model, cell):
     assert _inputs(layers[f"{cell}_concat"]) == [f"{cell}_node{j}" for j in PUBLISHED_CONCAT]
 
 
+@pytest.mark.slow
 def test_macro_architecture_is_u_shaped(model):
     layers = {layer.name: layer for layer in model.layers}
     encoder = ["stem0", "stem1"] + [f"down{k}_concat" for k in range(1, DEPTH + 1)]
@@ -178,15 +181,16 @@ def test_strided_convolutions_match_pytorch(dilation, transposed):
     else:
         outputs = Subsample2D()(conv(inputs))
         conv.set_weights([w[:, :, None, None]])
-    ours = np.asarray(keras.Model(inputs, outputs)(x[None, :, :, None]))[0, :, :, 0]
+    ours = keras.ops.convert_to_numpy(keras.Model(inputs, outputs)(x[None, :, :, None]))[0, :, :, 0]
     reference = _torch_conv(x, w, dilation, transposed)
     np.testing.assert_allclose(ours[:reference.shape[0], :reference.shape[1]], reference,
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_output_is_one_probability_channel(model):
     x = np.random.default_rng(0).random((2, 128, 128, 1), dtype="float32")
-    y = np.asarray(model(x))
+    y = keras.ops.convert_to_numpy(model(x))
     assert y.shape == (2, 128, 128, 1)
     assert np.all((y >= 0) & (y <= 1))
 
@@ -196,6 +200,7 @@ def test_input_size_must_fit_the_depth():
         nas_unet((96, 96, 1))
 
 
+@pytest.mark.slow
 def test_trains_one_step(model):
     rng = np.random.default_rng(1)
     x = rng.random((2, 128, 128, 1), dtype="float32")

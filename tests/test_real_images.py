@@ -25,12 +25,13 @@ import yaml
 from bractivate.data.sample import stardist_nuclei
 from bractivate.io import load_dataset
 from bractivate.scores import dice
-from test_workflow import copy_workflow, snakemake
+from helpers import copy_workflow, snakemake
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("BRACTIVATE_REAL_DATA_TESTS") != "1",
-    reason="real-image test is opt-in (it fetches a package): set BRACTIVATE_REAL_DATA_TESTS=1",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("BRACTIVATE_REAL_DATA_TESTS") != "1",
+                       reason="real-image test is opt-in (it fetches a package): set BRACTIVATE_REAL_DATA_TESTS=1"),
+]
 
 TILE = 128
 

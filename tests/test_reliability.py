@@ -20,8 +20,7 @@ from bractivate.data import extract, fetch, preprocess, preprocess_cli, read_raw
 from bractivate.genome import Genome
 from bractivate.io import load_dataset
 from bractivate.predict import predict_folder
-from conftest import blob_dataset
-from test_download import DIGEST, FAST, Server
+from helpers import DIGEST, FAST, Server, blob_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "reliability.md").read_text()
@@ -694,7 +693,9 @@ OUTCOMES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+# The config rows start Snakemake for a dry run: seconds each, so they are the slow lane's.
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name.startswith("config-") else name
+                                  for name in CATALOGUE])
 def test_bad_input_gets_its_documented_error(name, tmp_path):
     trigger, expected = CATALOGUE[name]
     with pytest.raises(Exception) as err:
@@ -703,7 +704,8 @@ def test_bad_input_gets_its_documented_error(name, tmp_path):
     assert f"| `{name}` |" in DOC, f"{name} is not in docs/reliability.md"
 
 
-@pytest.mark.parametrize("name", list(OUTCOMES))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name.startswith("config-") else name
+                                  for name in OUTCOMES])
 def test_input_read_correctly_gets_its_documented_result(name, tmp_path):
     trigger, expected = OUTCOMES[name]
     outcome = trigger(tmp_path)

@@ -8,12 +8,10 @@ import math
 import statistics
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from bractivate.genome import block_names, random_genome
 from bractivate.outputs import TABLE_INPUTS, TABLES, TRIAL_TABLES, table_formats, table_names
 from bractivate.report import (
     activation_blocks, fmt_mean_std, fmt_sci, latex_escape, load_ablation_metrics,
@@ -21,118 +19,8 @@ from bractivate.report import (
     model_frame, table2_dice, tables_job,
 )
 from bractivate.report.jobs import TABLE_JOBS, table_job
-from bractivate.search import HISTORY_COLUMNS
 
-DATASETS = ("lungs", "em_cells")  # an underscore, to exercise LaTeX escaping
-TRIALS = (1, 2, 3)
-EXPERIMENTS = {"main": ("els", [2, 5]), "random": ("els", [2, 5]), "deep5": ("els", [5, 10]),
-               "deep7": ("els", [7, 10]), "bcl": ("bcl", [2, 5])}
-BASELINES = ("unet", "unetpp")
-
-
-def _json(path: Path, obj) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
-    return str(path)
-
-
-def _history(path: Path, rng, fail_first: bool, provenance: dict) -> str:
-    rows = []
-    for evaluation in range(8):
-        failed = (fail_first and evaluation < 2) or evaluation == 5
-        score = math.inf if failed else float(rng.uniform(0.1, 1.0))
-        rows.append({"evaluation": evaluation, "genome_hash": f"{evaluation:016x}", "origin": "initial",
-                     "parent_hash": "", "depth": 2, "filters": 8, "edges": "[]", "params": 1000,
-                     "seconds_per_epoch": 1.0, "train_seconds": 3.0, "evaluate_seconds": 0.5, "attempt": 1,
-                     "flops_per_epoch": 1e9, "epochs": 3,
-                     "elapsed_seconds": float(rng.uniform(60, 3000)),
-                     "val_bcl": score, "val_dice": 0.5, "score": score, "activity": "{}",
-                     "outcome": "failed" if failed else "ok", "error": "OOM" if failed else ""})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    for i, (key, value) in enumerate(provenance.items()):
-        frame.insert(i, key, value)
-    frame.to_csv(path, sep="\t", index=False)
-    return str(path)
-
-
-KINDS = ("train", "best", "history", "ablation", "activations", "baselines")
-ABLATION_MODELS = ("intact", "zeroed", "retrained")
-
-
-def block_levels(depth: int) -> list[int]:
-    """The resolution level of each block of ``block_names(depth)`` (0 is the input's)."""
-    return list(range(depth)) + [depth] + list(reversed(range(depth)))
-
-
-def write_stage_outputs(root: Path, datasets=DATASETS, trials=TRIALS, seed: int = 0) -> dict[str, list[str]]:
-    """Every stage output the tables and figures read, with random but fixed values, laid out
-    as the workflow writes them under ``root``. Returns the paths by kind."""
-    rng = np.random.default_rng(seed)
-    results = root / "results"
-    out = {kind: [] for kind in KINDS}
-    for dataset in datasets:
-        for experiment, (loss, depth_range) in EXPERIMENTS.items():
-            for trial in trials:
-                genome = random_genome(rng, tuple(depth_range), (4, 16))
-                activity = {b: float(rng.uniform(0, 2)) for b in block_names(genome.depth)}
-                params = int(rng.integers(10**4, 10**6))
-                result = {"evaluation": 3, "genome_hash": genome.hash, "params": params,
-                          "val_dice": float(rng.uniform(0.5, 0.9)), "score": float(rng.uniform(0.1, 1)),
-                          "activity": activity, "outcome": "ok"}
-                settings = {"loss": loss, "depth_range": depth_range, "seed": trial,
-                            "mutation": "random" if experiment == "random" else "dendritic"}
-                run = results / "search" / dataset / experiment / f"trial{trial}"
-                out["best"].append(_json(run / "best_genome.json", {
-                    "genome": genome.to_dict(), "result": result, "settings": settings,
-                    "dataset": dataset, "experiment": experiment, "trial": trial}))
-                out["history"].append(_history(run / "history.tsv", rng, fail_first=trial == 1, provenance={
-                    "dataset": dataset, "experiment": experiment, "trial": trial}))
-                metrics = results / "train" / dataset / experiment / f"trial{trial}" / "metrics.json"
-                out["train"].append(_json(metrics, {
-                    "dataset": dataset, "experiment": experiment, "trial": trial, "genome_hash": genome.hash,
-                    "seed": trial, "test_dice": float(rng.uniform(0.6, 0.95)), "test_bcl": 0.3,
-                    "val_dice": 0.8, "val_bcl": 0.3, "params": params, "epochs": 20, "best_epoch": 12,
-                    "seconds_per_epoch": float(rng.uniform(0.5, 5)), "n_test": 8,
-                    "keras_backend": "torch", "device": "cpu"}))
-        for model in BASELINES:
-            for trial in trials:
-                metrics = results / "baselines" / dataset / model / f"trial{trial}" / "metrics.json"
-                out["baselines"].append(_json(metrics, {
-                    "dataset": dataset, "model": model, "trial": trial, "seed": trial,
-                    "test_dice": float(rng.uniform(0.6, 0.95)), "test_bcl": 0.3, "val_dice": 0.8,
-                    "val_bcl": 0.3, "params": int(rng.integers(10**5, 10**7)), "epochs": 20,
-                    "best_epoch": 10, "seconds_per_epoch": 2.0, "n_test": 8}))
-        for trial in trials:
-            run = results / "ablation" / dataset / f"trial{trial}"
-            block = "dec1" if trial < 3 else "mid"
-            blocks = block_names(2 + trial % 2)  # depths 3, 2, 3: some blocks in two trials only
-            intact = float(rng.uniform(0.8, 0.95))
-            activations = {model: {b: float(rng.uniform(0.1, 2)) for b in blocks} for model in ABLATION_MODELS}
-            out["ablation"].append(_json(run / "metrics.json", {
-                "dataset": dataset, "trial": trial, "experiment": "main", "genome_hash": f"{trial:016x}",
-                "block": block, "block_activity": 1.5, "edges": [{"src": "enc0", "dst": block, "op": "add"}],
-                "intact_dice": intact, "zeroed_dice": intact - float(rng.uniform(0, 0.3)),
-                "retrained_dice": intact - float(rng.uniform(-0.05, 0.1)),
-                # a control block in trials 1 and 2 only (trial 3's genome has one receiving block)
-                "control_block": "dec0" if trial < 3 else None,
-                "control_zeroed_dice": intact - float(rng.uniform(0, 0.05)) if trial < 3 else None,
-                "control_retrained_dice": intact - float(rng.uniform(-0.05, 0.05)) if trial < 3 else None,
-                "params_intact": 50000, "params_retrained": 48000, "blocks": blocks,
-                "mean_abs_activation": activations}))
-            with h5py.File(run / "activations.h5", "w") as h5:
-                h5["images"] = rng.uniform(0, 1, (4, 32, 32, 1)).astype("float32")
-                h5["masks"] = (rng.uniform(0, 1, (4, 32, 32, 1)) > 0.5).astype("float32")
-                for model in ABLATION_MODELS:
-                    for level, name in zip(block_levels(len(blocks) // 2), blocks):
-                        if model == "retrained" and name == block:
-                            continue  # a model without one of the blocks
-                        size = 32 // 2**level
-                        h5[f"maps/{model}/{name}"] = rng.uniform(0, 2, (4, size, size)).astype("float32")
-                h5.attrs.update(block=block, layer="conv2", blocks=",".join(blocks), dataset=dataset, trial=trial)
-                h5.create_group("activity").attrs.update({"enc0": 0.2, block: 1.5})
-            out["activations"].append(str(run / "activations.h5"))
-    return out
+from helpers import ABLATION_MODELS, DATASETS, EXPERIMENTS, TRIALS, dump_json, write_stage_outputs
 
 
 def table_outputs(root: Path) -> dict[str, str]:
@@ -287,7 +175,7 @@ def test_activation_table_names_old_ablation_outputs(stage, tmp_path):
     _, paths = stage
     record = json.loads(Path(paths["ablation"][0]).read_text())
     del record["mean_abs_activation"]
-    old = _json(tmp_path / "results/ablation/lungs/trial1/metrics.json", record)
+    old = dump_json(tmp_path / "results/ablation/lungs/trial1/metrics.json", record)
     with pytest.raises(ValueError, match=r"data set 'lungs', trial 1: no 'mean_abs_activation'"):
         activation_blocks(load_ablation_metrics([old]))
 
@@ -430,7 +318,7 @@ def test_loaders_keep_provenance_and_name_bad_files(stage, tmp_path):
     assert len(train) == len(DATASETS) * len(EXPERIMENTS) * len(TRIALS)
     hours = load_search_hours(paths["history"][:1])
     assert hours.loc[0, ["dataset", "experiment", "trial"]].tolist() == ["lungs", "main", 1]
-    bad = _json(tmp_path / "metrics.json", {"dataset": "lungs"})
+    bad = dump_json(tmp_path / "metrics.json", {"dataset": "lungs"})
     with pytest.raises(ValueError, match=r"metrics.json: keys .*test_dice"):
         load_train_metrics([bad])
     # Provenance comes from the file's content, never from its path: a history without its

@@ -43,6 +43,7 @@ def test_setup_job_sets_threads_and_visible_devices(tmp_path, monkeypatch):
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2"
 
 
+@pytest.mark.slow
 def test_setup_job_chooses_the_keras_backend_before_keras_is_imported(tmp_path):
     script = textwrap.dedent("""
         import os, sys
@@ -117,6 +118,7 @@ class _Job:
         self.resources = _Resources(resources)
 
 
+@pytest.mark.slow
 def test_shared_gpu_profile_asks_slurm_for_a_shard_of_a_gpu():
     """profiles/slurm-shared-gpu gives every GPU rule of profiles/slurm one shard (no whole
     GPU), which the plugin turns into --gres=shard:1 and the job still treats as a GPU job."""

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -21,18 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-# The package too: the scripts import the one beside the Snakefile, so the copy tests this checkout.
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "presets", "envs", "profiles", "report", "config.yaml",
-                  "bractivate")
-
-
-def snakemake(*args, cwd=ROOT, timeout=600, check=True):
-    done = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
-    return done
+from helpers import BIN, ROOT, copy_workflow, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -41,16 +28,7 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
-def copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name)
-        elif src.exists():
-            shutil.copy(src, dest / name)
-    return dest
-
-
+@pytest.mark.slow
 def test_lint_is_clean():
     done = snakemake("--lint", "--configfile", "presets/tiny.yaml")
     assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr
@@ -61,6 +39,7 @@ def test_snakefmt_is_clean():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_preset_replaces_the_data_sets():
     # The Snakefile reads Snakemake's private ``workflow.config_settings.overwrite_config``.
     from snakemake.settings.types import ConfigSettings
@@ -147,6 +126,7 @@ def test_every_rule_logs_and_training_rules_benchmark():
             assert f"\n{indent}benchmark:" in block, f"GPU rule {name} has no benchmark:"
 
 
+@pytest.mark.slow
 def test_paper_config_dry_run_job_counts():
     done = snakemake("-n", "--quiet", "rules")
     counts = job_counts(done.stdout)
@@ -159,6 +139,7 @@ def test_paper_config_dry_run_job_counts():
     assert counts["baseline"] == n_sets * 6 * trials
 
 
+@pytest.mark.slow
 def test_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("search:\n  epoch: 3\n")
@@ -254,6 +235,14 @@ def _check_complete(path: Path) -> None:
             assert archive.testzip() is None, path
 
 
+FIRST_EPOCH = re.compile(r"\bepoch 1/\d+")  # bractivate.progress's line after a training's first epoch
+
+
+def _logged(logs, pattern: re.Pattern) -> bool:
+    """Whether any of the log files ``logs`` holds a line that matches ``pattern``."""
+    return any(pattern.search(log.read_text(errors="replace")) for log in logs)
+
+
 @pytest.mark.e2e
 def test_killed_dag_completes_with_rerun_incomplete(tmp_path):
     """SIGKILL Snakemake and its jobs while training jobs run; no output is half-written, and
@@ -264,12 +253,12 @@ def test_killed_dag_completes_with_rerun_incomplete(tmp_path):
     proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=work, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # Killed once a training job has logged its first epoch: past its imports and training.
         deadline = time.monotonic() + 400
-        while not list(work.glob("logs/train_best/lungs/*/trial1.log")):
+        while not _logged(work.glob("logs/train_best/lungs/*/trial1.log"), FIRST_EPOCH):
             assert proc.poll() is None, "the DAG finished before it could be killed"
-            assert time.monotonic() < deadline, "no training job started"
+            assert time.monotonic() < deadline, "no training job logged its first epoch within 400 s"
             time.sleep(0.2)
-        time.sleep(4)  # the job is past its imports, training or writing its outputs
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -315,6 +304,7 @@ def test_predict_writes_masks_at_native_size(tiny_run, tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 4
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
     out = snakemake("--profile", "profiles/slurm", "-n", timeout=300).stdout
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
@@ -328,6 +318,7 @@ def test_slurm_profile_dry_run_gives_every_gpu_rule_one_gpu():
     assert {"search", "train_best", "ablation", "baseline", "preprocess", "table2_dice"} <= seen
 
 
+@pytest.mark.slow
 def test_config_files_are_read_with_the_project_reader(tmp_path):
     # The Snakefile reads Snakemake's private ``workflow.configfiles`` (config.yaml and every --configfile).
     (tmp_path / "p.yaml").write_text("train:\n  epochs: 3\ntrain:\n  epochs: 4\n")

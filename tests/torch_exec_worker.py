@@ -22,7 +22,7 @@ from bractivate.genome import Edge, Genome, unet_skip_edges  # noqa: E402
 from bractivate.model import build_model  # noqa: E402
 from bractivate.scores import binary_cross_entropy  # noqa: E402
 from bractivate.train import fit, predict_batches, seed_everything  # noqa: E402
-from conftest import blob_dataset  # noqa: E402
+from helpers import blob_dataset  # noqa: E402
 
 out = {}
 torch.set_num_threads(1)
