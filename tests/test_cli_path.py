@@ -155,7 +155,8 @@ def test_train_settings_are_typed_and_bounded_before_any_work(tmp_path, capsys, 
 def test_train_settings_accept_a_workflow_train_section():
     settings = TrainSettings.from_dict({"epochs": 5, "patience": 3, "min_delta": 0, "precision": "float32"})
     assert settings.to_dict() == {"epochs": 5, "batch_size": 16, "learning_rate": 0.001, "patience": 3,
-                                  "min_delta": 0, "execution": "torch", "precision": "float32"}
+                                  "min_delta": 0, "monitor": "val_loss", "execution": "torch",
+                                  "precision": "float32"}
 
 
 def test_the_default_thread_count_is_half_the_cores_at_most_four():
