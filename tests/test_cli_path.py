@@ -31,7 +31,9 @@ FAST = {
     "preprocess": ["--image-size", "16"],
     "search": ["--set", "evaluations=3", "--set", "population=2", "--set", "epochs=2", "--set", "batch_size=4",
                "--set", "depth_range=[1, 2]", "--set", "filter_range=[4, 8]", "--set", "execution=eager"],
-    "train": ["--set", "epochs=3", "--set", "batch_size=4", "--set", "execution=eager"],
+    # Adam 0.01: 9 steps at the default 0.001 left the test Dice at 0.26 on PyTorch (0.3 is the floor below)
+    "train": ["--set", "epochs=3", "--set", "batch_size=4", "--set", "learning_rate=0.01",
+              "--set", "execution=eager"],
     "predict": [],
     "export": [],
 }
@@ -65,7 +67,7 @@ def test_the_readme_path_runs_from_images_to_predicted_masks(tmp_path, monkeypat
     blob_folder(tmp_path / "new", 3, seed=1, masks=False, size=(30, 26))
     (tmp_path / "new" / "images").rename(tmp_path / "new-images")
     for command in commands:
-        if command[1] == "export":  # it runs on PyTorch, the commands' default; these tests run TensorFlow
+        if command[1] == "export":  # it runs on PyTorch, the commands' default, whatever the tests' backend
             env = {**{k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}, "KERAS_BACKEND": "torch"}
             run = subprocess.run([str(Path(sys.executable).parent / "bractivate"), *command[1:]], env=env,
                                  capture_output=True, text=True, timeout=600)
