@@ -213,7 +213,7 @@ def test_real_workflow_tiny(slurm_cluster, tmp_path):
     assert all(row["State"] == "COMPLETED" for row in jobs), jobs
     gpu_rules = {"rule_search", "rule_train_best", "rule_ablation", "rule_baseline"}
     rules = {row["Comment"].split("_wildcards")[0] for row in jobs}
-    assert gpu_rules | {"rule_tables", "rule_fig7"} <= rules, rules
+    assert gpu_rules | {"rule_table2_dice", "rule_fig7"} <= rules, rules
     for row in jobs:
         gpu = "gres/gpu=1" in row["AllocTRES"]
         assert gpu == (row["Comment"].split("_wildcards")[0] in gpu_rules), row
