@@ -10,13 +10,13 @@ from dataclasses import asdict, dataclass, fields
 import keras
 import numpy as np
 
-from bractivate.activity import MODES as ACTIVITY_MODES, block_activity, predict_with_activity
-from bractivate.genome import MAX_DEPTH, MAX_FILTERS, Genome
+from bractivate.activity import block_activity, predict_with_activity
+from bractivate.genome import Genome
 from bractivate.io import Dataset
 from bractivate.model import build_model, count_params, model_flops
-from bractivate.schema import defaults
-from bractivate.scores import LOSSES, TIME_MEASURES, binary_cross_entropy, dice, search_score
-from bractivate.train import (EXECUTIONS, PRECISIONS, accelerator_visible, fit, predict_batches, seed_everything,
+from bractivate.schema import check_bounds, defaults
+from bractivate.scores import binary_cross_entropy, dice, search_score
+from bractivate.train import (accelerator_visible, fit, predict_batches, seed_everything,
                               use_precision)
 
 WORST_SCORE = math.inf
@@ -56,29 +56,11 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         check_setting_types(self)
-        if self.seed < 0:
-            raise ValueError(f"search.seed: expected an integer >= 0, got {self.seed}")
-        for key, most in (("depth_range", MAX_DEPTH), ("filter_range", MAX_FILTERS)):
-            if max(getattr(self, key)) > most:
-                raise ValueError(f"search.{key} = {list(getattr(self, key))}; "
-                                 f"expected values <= {most} (bractivate.genome)")
-        for key in ("population", "evaluations", "epochs", "batch_size", "max_new_edges", "min_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"search.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("patience", "max_in_edges"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"search.{key} must be >= 0, got {getattr(self, key)}")
-        if self.min_delta < 0 or self.learning_rate <= 0:
-            raise ValueError("search.min_delta must be >= 0 and search.learning_rate > 0")
-        for key, allowed in (("loss", LOSSES), ("time_measure", TIME_MEASURES),
-                             ("activity", ACTIVITY_MODES), ("mutation", MUTATIONS),
-                             ("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS)):
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"search.{key} = {getattr(self, key)!r}; expected one of {allowed}")
+        check_bounds(self, "search")
         for key in ("depth_range", "filter_range"):
             lo, hi = getattr(self, key)
-            if not 1 <= lo <= hi:
-                raise ValueError(f"search.{key} = {[lo, hi]}; expected 1 <= low <= high")
+            if lo > hi:
+                raise ValueError(f"search.{key}: expected [low, high] with low <= high, got {[lo, hi]}")
             object.__setattr__(self, key, (int(lo), int(hi)))
 
     @classmethod

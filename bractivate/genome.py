@@ -16,13 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bractivate.schema import schema_node
+
 OPS = ("concat", "add")
-# Bounds of a genome read from a file or drawn by a search (docs/method.md searches depths up to
-# 10 and base filters 8-32). Widths grow as 1.5^depth: at depth 16 the bottleneck of an 8-filter
-# genome has 5 255 filters and the UNet ~1.4 G parameters; 512 base filters give a depth-2 UNet
-# of 59 M. Larger values are typing errors, refused before anything is built.
-MAX_DEPTH = 16
-MAX_FILTERS = 512
+# Bounds of a genome read from a file or drawn by a search: the schema's maxima of the search's
+# depth_range and filter_range (docs/method.md searches depths up to 10 and base filters 8-32).
+# Widths grow as 1.5^depth: at depth 16 the bottleneck of an 8-filter genome has 5 255 filters
+# and the UNet ~1.4 G parameters; 512 base filters give a depth-2 UNet of 59 M. Larger values are
+# typing errors, refused before anything is built.
+_RANGES = schema_node("config.schema.yaml", "$defs", "search_settings", "properties")
+MAX_DEPTH = int(_RANGES["depth_range"]["items"]["maximum"])
+MAX_FILTERS = int(_RANGES["filter_range"]["items"]["maximum"])
 
 
 # A best_genome.json of the largest genome (496 edges) with its activities is ~60 kB; a file

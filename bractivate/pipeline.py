@@ -20,9 +20,9 @@ from bractivate.genome import Genome
 from bractivate.io import Dataset, atomic_path, read_json, write_json, write_table
 from bractivate.model import MIN_SIZE, block_sizes, build_model, count_params
 from bractivate.progress import Progress
-from bractivate.schema import defaults
+from bractivate.schema import check_bounds, defaults
 from bractivate.search import run_search
-from bractivate.train import (EXECUTIONS, MONITORS, PRECISIONS, accelerator_visible, fit, seed_everything,
+from bractivate.train import (accelerator_visible, fit, seed_everything,
                               split_metrics, tensorflow_unused, use_precision)
 
 log = logging.getLogger(__name__)
@@ -201,18 +201,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         check_setting_types(self, "train")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train.{key}: expected an integer >= 1, got {getattr(self, key)}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"train.patience: expected null or an integer >= 1, got {self.patience}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"train.learning_rate: expected a number > 0, got {self.learning_rate}")
-        if self.min_delta < 0:
-            raise ValueError(f"train.min_delta: expected a number >= 0, got {self.min_delta}")
-        for key, allowed in (("execution", tuple(EXECUTIONS)), ("precision", PRECISIONS), ("monitor", MONITORS)):
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"train.{key} = {getattr(self, key)!r}; expected one of {allowed}")
+        check_bounds(self, "train")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainSettings":

@@ -3,8 +3,9 @@ description, read here by the code that needs them (the config's, the data set e
 and archive endings).
 
 :class:`~bractivate.evaluation.SearchSettings` and :class:`~bractivate.pipeline.TrainSettings` take
-their defaults from it (:func:`defaults`); Snakemake fills a config's missing keys from it; the
-settings tables of docs/method.md are generated from it::
+their defaults from it (:func:`defaults`) and check their bounds and choices against it
+(:func:`check_bounds`), :mod:`bractivate.genome` its largest depth and width; Snakemake fills a
+config's missing keys from it; the settings tables of docs/method.md are generated from it::
 
     python -m bractivate.schema docs/method.md           # rewrite the tables
     python -m bractivate.schema docs/method.md --check   # status 1 when they differ
@@ -15,6 +16,7 @@ and tests/test_defaults.py fails when config.yaml, the docs or the code's own li
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import re
 import sys
@@ -76,6 +78,47 @@ def defaults(name: str | None = None) -> dict:
     ``name`` is None; a setting without a default is left out."""
     nodes = config_schema()["properties"] if name is None else section(name)
     return {key: node["default"] for key, node in nodes.items() if "default" in node}
+
+
+def _number_words(node: Mapping) -> str:
+    """``an integer >= 1``, ``a number > 0``, ``an integer in [1, 16]``: a numeric node's bounds."""
+    types = node.get("type", "number")
+    kind = "an integer" if "integer" in ([types] if isinstance(types, str) else types) else "a number"
+    low = (f"[{node['minimum']}" if "minimum" in node
+           else f"({node['exclusiveMinimum']}" if "exclusiveMinimum" in node else None)
+    if low is not None and "maximum" in node:
+        return f"{kind} in {low}, {node['maximum']}]"
+    if low is not None:
+        return f"{kind} {'>=' if low[0] == '[' else '>'} {low[1:]}"
+    return f"{kind} <= {node['maximum']}" if "maximum" in node else kind
+
+
+def _within(node: Mapping, value) -> bool:
+    """Whether the number ``value`` meets a schema node's minimum, exclusiveMinimum and maximum."""
+    return not (("minimum" in node and value < node["minimum"])
+                or ("exclusiveMinimum" in node and value <= node["exclusiveMinimum"])
+                or ("maximum" in node and value > node["maximum"]))
+
+
+def check_bounds(settings, section_name: str) -> None:
+    """Each field of a settings dataclass (types already checked) within its schema node's
+    bounds and choices: the config section ``section_name``'s, or the top-level key's (``seed``).
+    Raises a one-line ``ValueError``: ``search.epochs: expected an integer >= 1, got 0``."""
+    nodes, top = section(section_name), config_schema()["properties"]
+    for f in dataclasses.fields(settings):
+        node = nodes.get(f.name, top.get(f.name))
+        value = getattr(settings, f.name)
+        if node is None or value is None:
+            continue
+        name = f"{section_name}.{f.name}"
+        if "enum" in node and value not in node["enum"]:
+            raise ValueError(f"{name}: expected one of {tuple(node['enum'])}, got {value!r}")
+        if node.get("type") == "array" and not all(_within(node["items"], v) for v in value):
+            raise ValueError(f"{name}: expected [low, high], each {_number_words(node['items'])}, "
+                             f"got {list(value)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _within(node, value):
+            null = "null or " if "null" in (node.get("type") or []) else ""
+            raise ValueError(f"{name}: expected {null}{_number_words(node)}, got {value}")
 
 
 def _yaml_value(value) -> str:

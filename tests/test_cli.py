@@ -83,7 +83,7 @@ BAD_COMMANDS = {
     "range: threshold": (["predict", "{d}/text.keras", "{d}/pairs/images", "{d}/out", "--threshold", "2"], "--threshold: expected a number in (0, 1), got 2.0"),
     "range: split leaves test empty": (["preprocess", "--format", "pairs", "--split", "0.5", "0.5", "0", "{d}/pairs", "{d}/o.h5"],
                                        "leaves test empty (train 2, val 1, test 0)"),
-    "range: absurd filter range": (["search", "{d}/text.h5", "{d}/out", "--set", "filter_range=[8, 4096]"], "search.filter_range = [8, 4096]; expected values <= 512"),
+    "range: absurd filter range": (["search", "{d}/text.h5", "{d}/out", "--set", "filter_range=[8, 4096]"], "search.filter_range: expected [low, high], each an integer in [1, 512], got [8, 4096]"),
     "missing: data set": (["search", "{d}/none.h5", "{d}/out"], "none.h5: data set file not found"),
     "missing: settings": (["search", "{d}/text.h5", "{d}/out", "--settings", "{d}/none.yaml"], "none.yaml: settings file not found"),
     "missing: input folder": (["predict", "{d}/text.keras", "{d}/none", "{d}/out"], "none: input folder not found"),

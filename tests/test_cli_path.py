@@ -143,7 +143,7 @@ def test_train_writes_the_rules_outputs_with_the_rules_function_and_refuses_an_e
     ("patience=0", "train.patience: expected null or an integer >= 1, got 0"),
     ("patience=true", "train.patience: expected an integer or null, got True"),
     ("learning_rate=-1", "train.learning_rate: expected a number > 0, got -1"),
-    ("execution=fast", "train.execution = 'fast'; expected one of"),
+    ("execution=fast", "train.execution: expected one of ('auto', 'graph', 'eager', 'torch'), got 'fast'"),
     ("epoch=3", "unknown train setting(s) ['epoch']"),
 ])
 def test_train_settings_are_typed_and_bounded_before_any_work(tmp_path, capsys, setting, message):

@@ -255,9 +255,9 @@ def test_non_finite_loss_and_absurd_width_are_failed_evaluations(blobs):
 
 
 def test_settings_are_validated():
-    with pytest.raises(ValueError, match="search.population must be >= 1"):
+    with pytest.raises(ValueError, match="search.population: expected an integer >= 1, got 0"):
         SearchSettings(population=0)
-    with pytest.raises(ValueError, match="depth_range = \\[0, 3\\]"):
+    with pytest.raises(ValueError, match=r"depth_range: expected \[low, high\], each an integer in \[1, 16\], got \[0, 3\]"):
         SearchSettings(depth_range=(0, 3))
     with pytest.raises(ValueError, match="unknown search setting\\(s\\) \\['epoch'\\]"):
         SearchSettings.from_dict({"epoch": 3})
