@@ -8,7 +8,8 @@ config.yaml); each job's cost comes from its rule, its data set's size and a mac
 start, longest first, while cores and GPU-job slots (``--resources gpu=N``, ``gpus.jobs_per_gpu``)
 allow, and jobs that share a GPU each run at ``S(k) / k`` of their speed alone, where ``S(k)``
 is the measured aggregate throughput of ``k`` jobs on one GPU (``--sharing``, written by
-benchmarks/gpu_run.sh; without it sharing gains nothing). Prints one JSON line per scenario.
+benchmarks/gpu_run.sh; without it sharing gains nothing). Prints one JSON line per scenario;
+its ``simulated_machine`` is the MACHINES profile, not the machine the script runs on.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def main() -> None:
             job.cost = job_cost(job, machine, budget)
         seconds = simulate(jobs, machine["cores"], gpu_jobs, 1, per_gpu, table)
         total = {r: round(sum(j.cost for j in jobs if j.rule == r) / 3600, 2) for r in GPU_RULES}
-        print(json.dumps({"machine": name, "resources_gpu": gpu_jobs, "jobs_per_gpu": per_gpu,
+        print(json.dumps({"simulated_machine": name, "resources_gpu": gpu_jobs, "jobs_per_gpu": per_gpu,
                           "sharing": label,
                           "job_hours_by_rule": total, "predicted_hours": round(seconds / 3600, 2)}))
 
