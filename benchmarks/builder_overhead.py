@@ -29,7 +29,7 @@ import time
 
 import keras
 import numpy as np
-from common import machine
+from common import machine, noise_arrays
 
 from bractivate.genome import Genome, block_widths, unet_skip_edges
 from bractivate.model import build_model, count_params
@@ -103,9 +103,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(0)
-    x = rng.random((args.images, args.size, args.size, 1), dtype=np.float32)
-    y = (x > 0.5).astype("float32")
+    x, y = noise_arrays(args.images, args.size)
     batches = [(x[i:i + args.batch_size], y[i:i + args.batch_size]) for i in range(0, args.images, args.batch_size)]
     keras.utils.set_random_seed(0)
     genome = Genome(args.depth, args.filters, tuple(unet_skip_edges(args.depth)))

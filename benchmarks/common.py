@@ -48,6 +48,15 @@ def machine() -> dict:
             "keras_backend": keras_backend()}
 
 
+def noise_arrays(n: int, size: int, seed: int = 0):
+    """``n`` uniform-noise images of ``size``² (float32, NHWC, one channel) and their masks (the
+    pixels above 0.5): training data for timing a step, where what is learned does not matter."""
+    import numpy as np
+
+    x = np.random.default_rng(seed).random((n, size, size, 1), dtype=np.float32)
+    return x, (x > 0.5).astype("float32")
+
+
 def synthetic_entry(task: str, n: int, seed: int, size: int = 128) -> dict:
     """A config entry of ``n`` synthetic images of ``task`` (lungs, em, nuclei) at ``size``² before
     preprocessing, drawn with ``seed`` (bractivate.data.write_synthetic)."""

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from bractivate.genome import Genome, block_widths, unet_skip_edges
 from bractivate.model import build_model, count_params
 from bractivate.torch_exec import TorchProgram, train_steps
-from common import machine  # noqa: E402
+from common import machine, noise_arrays  # noqa: E402
 
 
 class PlainUNet(nn.Module):
@@ -77,9 +77,7 @@ def print_profile(epoch, title: str, rows: int = 15) -> None:
 
 
 def one_size(size: int, args) -> dict:
-    rng = np.random.default_rng(0)
-    x = rng.random((args.images, size, size, 1), dtype=np.float32)
-    y = (x > 0.5).astype("float32")
+    x, y = noise_arrays(args.images, size)
     keras.utils.set_random_seed(0)
     genome = Genome(args.depth, args.filters, tuple(unet_skip_edges(args.depth)))
     keras_model, exec_model = build_model(genome, (size, size, 1)), build_model(genome, (size, size, 1))

@@ -22,7 +22,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import machine  # noqa: E402
+from common import machine, noise_arrays  # noqa: E402
 
 
 def fit_like_dataset(x: np.ndarray, y: np.ndarray, autotune: bool) -> tf.data.Dataset:
@@ -90,9 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     if keras.backend.backend() != "tensorflow":
         parser.error(f"needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
-    rng = np.random.default_rng(0)
-    x = rng.random((args.images, 128, 128, 1), dtype=np.float32)
-    y = (x > 0.5).astype("float32")
+    x, y = noise_arrays(args.images, 128)
     on = teardown_seconds(x, y, args.iterators, True, args.step)
     off = teardown_seconds(x, y, args.iterators, False, args.step)
     fits = fit_call_seconds(x, y, args.iterators, args.step)
