@@ -14,8 +14,8 @@ Variants per model:
   calls) against ``auto`` (Keras's own training steps).
 
 Each run prints one JSON line: seconds to import Keras, to build the model, for ``fit`` in all,
-its first epoch (tracing included) and the median of the others, and the seconds inside the
-re-estimation and validation passes. The last line gives, per model, the median ``fit``
+its first epoch (tracing included), the median of the others and every epoch's, and the seconds
+inside the re-estimation and validation passes. The last line gives, per model, the median ``fit``
 seconds of each variant and their ratio. With ``--profile DIR`` each run also writes its
 ``cProfile`` statistics to ``DIR/<model>_<variant>.pstats`` (read them with ``python -m pstats``).
 """
@@ -87,6 +87,7 @@ def run_one(model_name: str, variant: str, epochs: int, data_path: str) -> dict:
             "import_s": round(imported - start, 2), "build_s": round(built - imported, 2),
             "fit_s": round(done - built, 2), "first_epoch_s": round(epoch_seconds[0], 2),
             "median_epoch_s": round(statistics.median(epoch_seconds[1:]), 3),
+            "epoch_s": [round(s, 2) for s in epoch_seconds],
             "recalibrate_s": round(seconds["recalibrate"], 2), "validate_s": round(seconds["validate"], 2),
             "machine": machine()}
 
