@@ -1,5 +1,6 @@
-"""The benchmark scripts as a suite, checked statically: each uses only the package's public
-names, says how it is run, and every script docs/benchmarks.md names exists."""
+"""The benchmark scripts as a suite: statically, each uses only the package's public
+names, says how it is run, and every script docs/benchmarks.md names exists; and the one
+diagnosis among them, dead_blocks.py, finds a dead block."""
 
 from __future__ import annotations
 
@@ -56,3 +57,34 @@ def test_every_script_the_benchmarks_page_names_exists():
     named = set(re.findall(r"benchmarks/([\w.-]+\.(?:py|sh))", text))
     assert {"builder_overhead.py", "tf_iterator_teardown.py"} <= named
     assert sorted(n for n in named if not (ROOT / "benchmarks" / n).is_file()) == []
+
+
+def test_dead_blocks_names_a_block_whose_every_channel_is_zero():
+    """benchmarks/dead_blocks.py, the diagnosis of a collapsed model, on a tiny genome model
+    whose last block is killed by a large negative batch-norm offset."""
+    import importlib.util
+    import sys
+
+    import keras
+    import numpy as np
+
+    from bractivate.genome import Genome, unet_skip_edges
+    from bractivate.model import build_model
+
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("dead_blocks", ROOT / "benchmarks" / "dead_blocks.py")
+    dead_blocks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dead_blocks)
+
+    keras.utils.set_random_seed(0)
+    model = build_model(Genome(1, 2, tuple(unet_skip_edges(1))), (16, 16, 1))
+    x = np.random.default_rng(0).random((4, 16, 16, 1), dtype=np.float32)
+    assert dead_blocks.block_outputs(model) == ["enc0_relu2", "mid_relu2", "dec0_relu2"]
+    healthy = dead_blocks.alive(model, x, training=True)
+    assert set(healthy) == {"enc0", "mid", "dec0"} and min(healthy.values()) > 0.1
+    bn = model.get_layer("dec0_bn2")
+    bn.beta.assign(np.full(bn.beta.shape, -100.0, dtype="float32"))
+    for training in (True, False):
+        shares = dead_blocks.alive(model, x, training=training)
+        assert shares["dec0"] == 0.0 and shares["enc0"] > 0.1, shares
