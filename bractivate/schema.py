@@ -80,17 +80,25 @@ def defaults(name: str | None = None) -> dict:
     return {key: node["default"] for key, node in nodes.items() if "default" in node}
 
 
-def _number_words(node: Mapping) -> str:
-    """``an integer >= 1``, ``a number > 0``, ``an integer in [1, 16]``: a numeric node's bounds."""
-    types = node.get("type", "number")
-    kind = "an integer" if "integer" in ([types] if isinstance(types, str) else types) else "a number"
+def _bound_words(node: Mapping, signs: tuple[str, str, str] = ("≥", ">", "≤")) -> str:
+    """A numeric node's bounds as they follow its type's word: `` in [1, 16]``, `` ≥ 1``,
+    `` > 0``, `` ≤ 9`` or nothing; ``signs`` are the at-least, more-than and at-most signs."""
+    at_least, more_than, at_most = signs
     low = (f"[{node['minimum']}" if "minimum" in node
            else f"({node['exclusiveMinimum']}" if "exclusiveMinimum" in node else None)
     if low is not None and "maximum" in node:
-        return f"{kind} in {low}, {node['maximum']}]"
+        return f" in {low}, {node['maximum']}]"
     if low is not None:
-        return f"{kind} {'>=' if low[0] == '[' else '>'} {low[1:]}"
-    return f"{kind} <= {node['maximum']}" if "maximum" in node else kind
+        return f" {at_least if low[0] == '[' else more_than} {low[1:]}"
+    return f" {at_most} {node['maximum']}" if "maximum" in node else ""
+
+
+def _number_words(node: Mapping) -> str:
+    """``an integer >= 1``, ``a number > 0``, ``an integer in [1, 16]``: a numeric node in an
+    error message (plain signs; the docs' tables write ≥ and ≤)."""
+    types = node.get("type", "number")
+    kind = "an integer" if "integer" in ([types] if isinstance(types, str) else types) else "a number"
+    return kind + _bound_words(node, (">=", ">", "<="))
 
 
 def _within(node: Mapping, value) -> bool:
@@ -141,15 +149,7 @@ def _allowed(node: Mapping) -> str:
     types = bounded.get("type", "")
     types = [t for t in ([types] if isinstance(types, str) else types) if t != "null"]
     words = {"integer": "integer", "number": "number", "boolean": "true or false", "string": "text"}
-    text = " or ".join(words.get(t, t) for t in types)
-    low = (f"[{bounded['minimum']}" if "minimum" in bounded
-           else f"({bounded['exclusiveMinimum']}" if "exclusiveMinimum" in bounded else None)
-    if low is not None and "maximum" in bounded:
-        text += f" in {low}, {bounded['maximum']}]"
-    elif low is not None:
-        text += f" {'≥' if low[0] == '[' else '>'} {low[1:]}"
-    elif "maximum" in bounded:
-        text += f" ≤ {bounded['maximum']}"
+    text = " or ".join(words.get(t, t) for t in types) + _bound_words(bounded)
     if items is not None:
         pair = node.get("minItems") == node.get("maxItems") == 2
         text = f"[low, high], each an {text}" if pair else f"list of {text}"
