@@ -78,8 +78,9 @@ def fit_call_seconds(x: np.ndarray, y: np.ndarray, calls: int, step: float) -> l
 
 
 def summary(seconds: list[float], slow: float) -> dict:
+    """Median and maximum of ``seconds``, and how many of them exceed ``slow`` (a wait)."""
     return {"median_s": round(float(np.median(seconds)), 3), "max_s": round(max(seconds), 3),
-            "over_0.5s": sum(s > slow for s in seconds), "of": len(seconds)}
+            "slow_over_s": round(slow, 3), "slow": sum(s > slow for s in seconds), "of": len(seconds)}
 
 
 def main() -> None:
